@@ -1,0 +1,1 @@
+"""The default intent model shipped with mailnet (see MODEL_CARD.md)."""

@@ -1,0 +1,144 @@
+"""The `mailnet` command: parses arguments, calls the library, prints the result."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from dataclasses import dataclass, replace
+from functools import wraps
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+)
+
+from mailnet import __version__, demo
+from mailnet.config import Config, load_config
+from mailnet.contacts import contact_summary, exchanges
+from mailnet.errors import MailnetError
+from mailnet.ingest import ImportSummary, import_sources, summary_line
+from mailnet.output import FORMATS, emit
+from mailnet.sources import Source, open_sources
+from mailnet.store import Store
+
+
+@dataclass
+class Context:
+    config_path: Path | None
+    db: Path | None
+    verbose: int
+    out: Console
+    err: Console
+
+    def config(self) -> Config:
+        return load_config(self.config_path, db=self.db)
+
+
+def friendly_errors(func: Any) -> Any:
+    """Bad input ends in one line on stderr and exit code 2, never a traceback."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except MailnetError as exc:
+            click.echo(f"mailnet: error: {exc}", err=True)
+            sys.exit(2)
+        except KeyboardInterrupt:
+            click.echo("mailnet: interrupted; everything committed so far is kept", err=True)
+            sys.exit(130)
+
+    return wrapper
+
+
+@click.group()
+@click.version_option(__version__, prog_name="mailnet")
+@click.option("--config", "config_path", type=click.Path(path_type=Path),
+              help="Config file (default: the user config dir's mailnet/config.toml).")
+@click.option("--db", type=click.Path(path_type=Path), help="Store file (overrides the config).")
+@click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
+@click.pass_context
+def main(ctx: click.Context, config_path: Path | None, db: Path | None, verbose: int) -> None:
+    """mailnet: who gives and who only takes, contact by contact, from your own mail."""
+    err = Console(stderr=True)
+    level = logging.WARNING - 10 * min(verbose, 2)
+    logging.basicConfig(level=level, handlers=[RichHandler(console=err, show_path=False)],
+                        format="%(message)s")
+    # imapclient and mail-parser log every protocol line / header at DEBUG.
+    for noisy in ("imapclient", "mailparser"):
+        logging.getLogger(noisy).setLevel(max(level, logging.INFO))
+    ctx.obj = Context(config_path, db, verbose, Console(), err)
+
+
+def _progress(console: Console) -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
+                    TimeRemainingColumn(), console=console, transient=not console.is_terminal)
+
+
+@main.command("import")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--workers", type=int, default=None, help="Parser processes (default: one per core).")
+@click.pass_obj
+@friendly_errors
+def import_cmd(obj: Context, paths: tuple[Path, ...], workers: int | None) -> None:
+    """Import mbox (.gz/.xz), maildir or .eml files/folders into the store."""
+    config = obj.config()
+    if workers is not None:
+        config = replace(config, import_workers=workers)
+    sources = open_sources(paths)
+    with Store(config.db_path) as store, _progress(obj.err) as progress:
+        tasks = {id(s): progress.add_task(Path(s.name).name, total=s.size) for s in sources}
+
+        def advance(source: Source, part: ImportSummary) -> None:
+            progress.update(tasks[id(source)], completed=source.consumed)
+
+        summary = import_sources(store, sources, workers=config.import_workers,
+                                 on_progress=advance)
+        for source in sources:
+            progress.update(tasks[id(source)], completed=source.size)
+    obj.out.print(summary_line(summary))
+    for origin, reason in summary.error_reasons[:20]:
+        obj.err.print(f"  skipped {origin.source} {origin.folder} {origin.position}: {reason}",
+                      markup=False, highlight=False)
+    if len(summary.error_reasons) > 20:
+        obj.err.print(f"  … {len(summary.error_reasons) - 20} more in the store's errors table")
+
+
+@main.command()
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
+@click.option("--limit", type=int, default=None, help="Show only the first N contacts.")
+@click.option("--all-kinds", is_flag=True, help="Include bulk senders and mailing lists.")
+@click.pass_obj
+@friendly_errors
+def contacts(obj: Context, fmt: str, limit: int | None, all_kinds: bool) -> None:
+    """Who you exchange mail with: messages from them / to them, first and last date."""
+    config = obj.config()
+    with Store(config.db_path) as store:
+        table = contact_summary(exchanges(store, config))
+    if not all_kinds:
+        table = table[table["kind"] == "person"]
+    if limit is not None:
+        table = table.head(limit)
+    if table.empty and fmt == "table":
+        obj.err.print("No contacts yet: import some mail, and set [identity] addresses "
+                      "in the config if none of it is in a Sent folder.")
+        return
+    emit(table, fmt, obj.out, title="Contacts")
+
+
+@main.command("demo")
+@click.option("--keep", type=click.Path(path_type=Path), default=None,
+              help="Write the demo store here instead of a temporary file.")
+@click.pass_obj
+@friendly_errors
+def demo_cmd(obj: Context, keep: Path | None) -> None:
+    """Run the whole job on the sample mailbox that ships with mailnet."""
+    demo.run(obj.out, obj.err, keep)

@@ -1,0 +1,135 @@
+"""Who "me" is, which way each message went, and whom it was exchanged with.
+
+Computed from the store at read time, not at import, so a change to
+`[identity]` or `[aliases]` applies at once without re-importing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from mailnet.addresses import is_automated_address
+from mailnet.config import Config
+from mailnet.store import Store
+
+FROM_ME = "from_me"
+TO_ME = "to_me"
+
+
+def my_addresses(store: Store, config: Config) -> frozenset[str]:
+    """The configured addresses plus every address that sent from a Sent folder."""
+    folders = [f for (f,) in store.db.execute("SELECT DISTINCT folder FROM messages")]
+    sent = [f for f in folders if config.identity.is_sent_folder(f)]
+    found: set[str] = set(config.identity.addresses)
+    if sent:
+        marks = ",".join("?" * len(sent))
+        rows = store.db.execute(
+            f"SELECT DISTINCT from_addr FROM messages WHERE folder IN ({marks})", sent
+        )
+        found.update(a for (a,) in rows if a)
+    return frozenset(config.canonical(a) for a in found)
+
+
+@dataclass(frozen=True)
+class Exchanges:
+    """Messages with their direction, and one row per (message, counterpart)."""
+
+    messages: pd.DataFrame  # one row per stored message, indexed by id
+    links: pd.DataFrame  # id, contact, direction (from_me / to_me)
+    me: frozenset[str]
+    list_addresses: frozenset[str]
+
+
+def _canonical(series: pd.Series, config: Config) -> pd.Series:
+    if not config.aliases:
+        return series
+    return series.map(lambda a: config.aliases.get(a, a))
+
+
+def exchanges(store: Store, config: Config) -> Exchanges:
+    """Direction and counterparts of every stored message.
+
+    A message is *to me* when I am a recipient, when it answers a message of
+    mine, or when it reached my mailbox directly (not through a list). On a
+    list, my reply's counterpart is the author of the message I answered.
+    """
+    me = my_addresses(store, config)
+    msgs = pd.read_sql_query(
+        """SELECT id, message_id, date, from_name, from_addr, subject, parent_id, list_id,
+                  list_post, is_bulk, folder FROM messages""",
+        store.db, index_col="id",
+    )
+    msgs["date"] = pd.to_datetime(msgs["date"], utc=True, errors="coerce")
+    msgs["from_addr"] = _canonical(msgs["from_addr"], config)
+    recips = pd.read_sql_query(
+        "SELECT message AS id, address FROM recipients WHERE kind IN ('to', 'cc')", store.db
+    )
+    recips["address"] = _canonical(recips["address"], config)
+    list_addresses = frozenset(msgs["list_post"][msgs["list_post"] != ""].unique())
+
+    authors = msgs.drop_duplicates("message_id").set_index("message_id")["from_addr"]
+    msgs["parent_author"] = msgs["parent_id"].map(authors)
+    msgs["from_me"] = msgs["from_addr"].isin(me)
+    me_recipient = set(recips.loc[recips["address"].isin(me), "id"])
+    via_list = (msgs["list_id"] != "") | msgs.index.isin(
+        recips.loc[recips["address"].isin(list_addresses), "id"]
+    )
+    sent_folder = msgs["folder"].map(config.identity.is_sent_folder)
+    msgs["to_me"] = ~msgs["from_me"] & (
+        msgs.index.isin(me_recipient)
+        | msgs["parent_author"].isin(me)
+        | (~via_list & ~sent_folder)
+    )
+    msgs["via_list"] = via_list
+
+    incoming = msgs.loc[msgs["to_me"], ["from_addr"]].rename(columns={"from_addr": "contact"})
+    incoming["direction"] = TO_ME
+
+    mine = msgs[msgs["from_me"]]
+    list_reply = mine["via_list"] & mine["parent_author"].notna() & ~mine["parent_author"].isin(me)
+    answered = mine.loc[list_reply, ["parent_author"]].rename(columns={"parent_author": "contact"})
+    direct = recips[recips["id"].isin(mine.index[~list_reply])
+                    & ~recips["address"].isin(me | list_addresses)]
+    direct = direct.drop_duplicates().set_index("id").rename(columns={"address": "contact"})
+    outgoing = pd.concat([answered, direct])
+    outgoing["direction"] = FROM_ME
+
+    links = pd.concat([incoming, outgoing]).rename_axis("id").reset_index()
+    links = links[links["contact"].astype(bool)]
+    return Exchanges(msgs, links, me, list_addresses)
+
+
+def contact_kind(address: str, bulk_share: float, list_addresses: frozenset[str]) -> str:
+    """person, bulk (automated/marketing senders) or list."""
+    if address in list_addresses:
+        return "list"
+    if bulk_share > 0.5 or is_automated_address(address):
+        return "bulk"
+    return "person"
+
+
+def contact_summary(ex: Exchanges) -> pd.DataFrame:
+    """One row per contact: messages from them / to them, first and last date; busiest first."""
+    columns = ["contact", "name", "kind", "from_them", "to_them", "total", "first", "last"]
+    if ex.links.empty:
+        return pd.DataFrame(columns=columns)
+    rows = ex.links.join(ex.messages[["date", "is_bulk", "from_name"]], on="id")
+    rows["from_them"] = rows["direction"] == TO_ME
+    rows["to_them"] = rows["direction"] == FROM_ME
+    rows["their_name"] = rows["from_name"].where(rows["from_them"] & (rows["from_name"] != ""))
+    grouped = rows.groupby("contact")
+    out = pd.DataFrame({
+        "from_them": grouped["from_them"].sum().astype(int),
+        "to_them": grouped["to_them"].sum().astype(int),
+        "first": grouped["date"].min(),
+        "last": grouped["date"].max(),
+        "bulk_share": grouped["is_bulk"].mean(),
+        "name": grouped["their_name"].agg(lambda s: s.mode().iat[0] if s.notna().any() else ""),
+    }).reset_index()
+    out["total"] = out["from_them"] + out["to_them"]
+    out["kind"] = [contact_kind(a, b, ex.list_addresses)
+                   for a, b in zip(out["contact"], out["bulk_share"], strict=True)]
+    out = out.sort_values(["total", "last"], ascending=[False, False], kind="stable")
+    return out[columns].reset_index(drop=True)

@@ -1,0 +1,69 @@
+"""Tables out: a rich table for people, CSV and JSON for programs."""
+
+from __future__ import annotations
+
+import io
+import json
+from typing import Any
+
+import pandas as pd
+from rich.console import Console
+from rich.table import Table
+
+FORMATS = ("table", "csv", "json")
+
+
+def _plain(value: Any) -> Any:
+    """A JSON/CSV-friendly value: ISO dates, no NaN."""
+    if isinstance(value, pd.Timestamp):
+        return value.strftime("%Y-%m-%dT%H:%M:%SZ") if not pd.isna(value) else None
+    if value is None or (isinstance(value, float) and pd.isna(value)) or value is pd.NaT:
+        return None
+    if hasattr(value, "item"):
+        return value.item()
+    return value
+
+
+def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    return [{k: _plain(v) for k, v in row.items()} for row in frame.to_dict("records")]
+
+
+def to_csv(frame: pd.DataFrame) -> str:
+    out = io.StringIO()
+    frame.map(_plain).to_csv(out, index=False)
+    return out.getvalue()
+
+
+def to_json(frame: pd.DataFrame) -> str:
+    return json.dumps(records(frame), ensure_ascii=False, indent=2) + "\n"
+
+
+def to_table(frame: pd.DataFrame, title: str | None = None) -> Table:
+    table = Table(title=title, header_style="bold", show_lines=False)
+    for col in frame.columns:
+        numeric = pd.api.types.is_numeric_dtype(frame[col])
+        table.add_column(str(col), justify="right" if numeric else "left")
+    for row in frame.itertuples(index=False):
+        table.add_row(*[_cell(v) for v in row])
+    return table
+
+
+def _cell(value: Any) -> str:
+    value = _plain(value)
+    if value is None:
+        return ""
+    if isinstance(value, str) and len(value) == 20 and value.endswith("Z") and "T" in value:
+        return value[:10]  # a date: the day is what a person scans for
+    if isinstance(value, float):
+        return f"{value:.2f}"
+    return str(value)
+
+
+def emit(frame: pd.DataFrame, fmt: str, console: Console, title: str | None = None) -> None:
+    """Write `frame` to the console in one of :data:`FORMATS`."""
+    if fmt == "csv":
+        console.file.write(to_csv(frame))
+    elif fmt == "json":
+        console.file.write(to_json(frame))
+    else:
+        console.print(to_table(frame, title))

@@ -1,0 +1,243 @@
+"""The local SQLite store: messages, their recipients, tags, parse errors and fetch state.
+
+One file, WAL mode, schema versioned through `PRAGMA user_version` with
+forward-only migrations. A message is stored once per (Message-ID, content
+hash): the same mail imported twice, or seen in two folders, adds nothing,
+while two different messages that happen to share a Message-ID are both kept.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from mailnet.errors import MailnetError
+from mailnet.parse import ParsedMessage
+from mailnet.sources import Origin
+
+
+class StoreError(MailnetError):
+    """The store cannot be opened or is from a newer mailnet."""
+
+
+_MIGRATIONS: list[str] = [
+    # 1: messages, recipients, errors
+    """
+    CREATE TABLE messages (
+        id INTEGER PRIMARY KEY,
+        message_id TEXT NOT NULL,
+        content_hash TEXT NOT NULL,
+        date TEXT,                      -- ISO 8601, UTC; NULL when unknown
+        from_name TEXT NOT NULL,
+        from_addr TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        in_reply_to TEXT,
+        refs TEXT NOT NULL,             -- space-separated Message-IDs
+        parent_id TEXT,                 -- In-Reply-To, else the last reference
+        list_id TEXT NOT NULL,
+        list_post TEXT NOT NULL,
+        list_unsubscribe TEXT NOT NULL,
+        precedence TEXT NOT NULL,
+        auto_submitted TEXT NOT NULL,
+        is_bulk INTEGER NOT NULL,
+        size INTEGER NOT NULL,
+        new_text TEXT NOT NULL,
+        source TEXT NOT NULL,
+        folder TEXT NOT NULL,
+        position TEXT NOT NULL,
+        imported_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ', 'now')),
+        UNIQUE (message_id, content_hash)
+    );
+    CREATE INDEX messages_message_id ON messages (message_id);
+    CREATE INDEX messages_parent ON messages (parent_id);
+    CREATE INDEX messages_from ON messages (from_addr);
+    CREATE INDEX messages_date ON messages (date);
+    CREATE TABLE recipients (
+        message INTEGER NOT NULL REFERENCES messages (id) ON DELETE CASCADE,
+        kind TEXT NOT NULL CHECK (kind IN ('to', 'cc', 'reply-to')),
+        name TEXT NOT NULL,
+        address TEXT NOT NULL
+    );
+    CREATE INDEX recipients_message ON recipients (message);
+    CREATE INDEX recipients_address ON recipients (address);
+    CREATE TABLE errors (
+        id INTEGER PRIMARY KEY,
+        source TEXT NOT NULL,
+        folder TEXT NOT NULL,
+        position TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        seen_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ', 'now')),
+        UNIQUE (source, folder, position)
+    );
+    """,
+    # 2: intent tags (one row per tagged message) and per-folder IMAP fetch state
+    """
+    CREATE TABLE tags (
+        message INTEGER PRIMARY KEY REFERENCES messages (id) ON DELETE CASCADE,
+        request REAL NOT NULL,
+        offer REAL NOT NULL,
+        thanks REAL NOT NULL,
+        sales REAL NOT NULL,
+        labels TEXT NOT NULL,           -- the tags over threshold, space-separated
+        model_version TEXT NOT NULL,
+        tagged_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ', 'now'))
+    );
+    CREATE TABLE imap_folders (
+        account TEXT NOT NULL,
+        folder TEXT NOT NULL,
+        uidvalidity INTEGER NOT NULL,
+        highest_uid INTEGER NOT NULL,
+        highest_modseq INTEGER,
+        PRIMARY KEY (account, folder)
+    );
+    """,
+]
+
+SCHEMA_VERSION = len(_MIGRATIONS)
+
+
+@dataclass(frozen=True)
+class AddResult:
+    added: int
+    duplicates: int
+
+
+class Store:
+    """A mailnet database file. Use as a context manager, or call :meth:`close`."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        try:
+            if str(path) != ":memory:":
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.db = sqlite3.connect(str(path), isolation_level=None)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.execute("PRAGMA foreign_keys=ON")
+            self._migrate()
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreError(f"cannot open store {path}: {exc}") from None
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.db.close()
+
+    def _migrate(self) -> None:
+        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.path} was written by a newer mailnet (schema {version} > {SCHEMA_VERSION})"
+            )
+        for number, script in enumerate(_MIGRATIONS[version:], start=version + 1):
+            self.db.executescript(f"BEGIN; {script}; PRAGMA user_version = {number}; COMMIT;")
+
+    @property
+    def schema_version(self) -> int:
+        return self.db.execute("PRAGMA user_version").fetchone()[0]
+
+    def add_messages(self, messages: Iterable[ParsedMessage]) -> AddResult:
+        """Store a batch in one transaction; a message already stored counts as a duplicate."""
+        added = duplicates = 0
+        with self.db:
+            self.db.execute("BEGIN")
+            for m in messages:
+                cur = self.db.execute(
+                    """INSERT OR IGNORE INTO messages (message_id, content_hash, date, from_name,
+                        from_addr, subject, in_reply_to, refs, parent_id, list_id, list_post,
+                        list_unsubscribe, precedence, auto_submitted, is_bulk, size, new_text,
+                        source, folder, position)
+                       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                    (m.message_id, m.content_hash,
+                     m.date.strftime("%Y-%m-%dT%H:%M:%SZ") if m.date else None,
+                     m.sender.name if m.sender else "", m.sender.address if m.sender else "",
+                     m.subject, m.in_reply_to, " ".join(m.references), m.parent_id,
+                     m.list_id, m.list_post, m.list_unsubscribe, m.precedence,
+                     m.auto_submitted, int(m.is_bulk), m.size, m.new_text,
+                     m.origin.source, m.origin.folder, m.origin.position),
+                )
+                if not cur.rowcount:
+                    duplicates += 1
+                    continue
+                added += 1
+                rowid = cur.lastrowid
+                self.db.executemany(
+                    "INSERT INTO recipients (message, kind, name, address) VALUES (?, ?, ?, ?)",
+                    [(rowid, kind, a.name, a.address)
+                     for kind, addrs in (("to", m.to), ("cc", m.cc), ("reply-to", m.reply_to))
+                     for a in addrs],
+                )
+        return AddResult(added, duplicates)
+
+    def add_error(self, origin: Origin, reason: str) -> None:
+        """Record a message that could not be parsed; recording it again changes nothing."""
+        with self.db:
+            self.db.execute(
+                """INSERT OR REPLACE INTO errors (source, folder, position, reason)
+                   VALUES (?, ?, ?, ?)""",
+                (origin.source, origin.folder, origin.position, reason),
+            )
+
+    def errors(self) -> list[sqlite3.Row]:
+        cur = self.db.execute("SELECT source, folder, position, reason FROM errors ORDER BY id")
+        return cur.fetchall()
+
+    def count(self, table: str = "messages") -> int:
+        if table not in ("messages", "recipients", "errors", "tags"):
+            raise ValueError(table)
+        return self.db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+
+    def has_message_id(self, message_id: str) -> bool:
+        cur = self.db.execute("SELECT 1 FROM messages WHERE message_id = ? LIMIT 1", (message_id,))
+        return cur.fetchone() is not None
+
+    def parent(self, message_rowid: int) -> int | None:
+        """The stored message this one replies to, through In-Reply-To or References."""
+        row = self.db.execute(
+            "SELECT parent_id, refs FROM messages WHERE id = ?", (message_rowid,)
+        ).fetchone()
+        if row is None:
+            return None
+        candidates = [row[0], *reversed(row[1].split())] if row[0] else row[1].split()[::-1]
+        for message_id in candidates:
+            found = self.db.execute(
+                "SELECT id FROM messages WHERE message_id = ? ORDER BY id LIMIT 1", (message_id,)
+            ).fetchone()
+            if found:
+                return found[0]
+        return None
+
+    def thread(self, message_rowid: int) -> list[int]:
+        """Every stored message of the thread `message_rowid` belongs to, oldest first."""
+        root = message_rowid
+        seen = {root}
+        while (up := self.parent(root)) is not None and up not in seen:
+            seen.add(up)
+            root = up
+        members, frontier = [root], [root]
+        while frontier:
+            ids = self.db.execute(
+                f"""SELECT c.id FROM messages c JOIN messages p ON c.parent_id = p.message_id
+                    WHERE p.id IN ({",".join("?" * len(frontier))})""",
+                frontier,
+            ).fetchall()
+            frontier = [i for (i,) in ids if i not in seen]
+            seen.update(frontier)
+            members += frontier
+        order = self.db.execute(
+            f"SELECT id FROM messages WHERE id IN ({','.join('?' * len(members))}) "
+            "ORDER BY date, id", members,
+        ).fetchall()
+        return [i for (i,) in order]
+
+    def iter_rows(self, sql: str, params: Iterable[object] = ()) -> Iterator[sqlite3.Row]:
+        """Rows of a read-only query, as mappings."""
+        cur = self.db.cursor()
+        cur.row_factory = sqlite3.Row
+        yield from cur.execute(sql, tuple(params))
