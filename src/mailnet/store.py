@@ -96,6 +96,7 @@ _MIGRATIONS: list[str] = [
 ]
 
 SCHEMA_VERSION = len(_MIGRATIONS)
+TAGS = ("request", "offer", "thanks", "sales")
 
 
 @dataclass(frozen=True)
@@ -174,6 +175,18 @@ class Store:
                      for a in addrs],
                 )
         return AddResult(added, duplicates)
+
+    def set_tags(self, rows: Iterable[tuple[int, dict[str, float], list[str]]],
+                 model_version: str) -> None:
+        """Store (message rowid, probability per tag, tags over threshold), replacing old tags."""
+        with self.db:
+            self.db.execute("BEGIN")
+            self.db.executemany(
+                """INSERT OR REPLACE INTO tags (message, request, offer, thanks, sales, labels,
+                       model_version) VALUES (?, ?, ?, ?, ?, ?, ?)""",
+                [(rowid, *(float(probs[t]) for t in TAGS), " ".join(labels), model_version)
+                 for rowid, probs, labels in rows],
+            )
 
     def add_error(self, origin: Origin, reason: str) -> None:
         """Record a message that could not be parsed; recording it again changes nothing."""

@@ -1,0 +1,3 @@
+from mailnet.cli import main
+
+main()
