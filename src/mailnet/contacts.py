@@ -61,6 +61,8 @@ def exchanges(store: Store, config: Config) -> Exchanges:
                   list_post, is_bulk, folder FROM messages""",
         store.db, index_col="id",
     )
+    # A list can deliver the same message twice; both copies are stored, one counts.
+    msgs = msgs[~msgs["message_id"].duplicated()]
     msgs["date"] = pd.to_datetime(msgs["date"], utc=True, errors="coerce")
     msgs["from_addr"] = _canonical(msgs["from_addr"], config)
     recips = pd.read_sql_query(

@@ -72,8 +72,9 @@ class Ingester:
         self.workers = workers or os.cpu_count() or 1
         self._pool = None
         if self.workers > 1:
-            ctx = multiprocessing.get_context("forkserver" if os.name == "posix" else "spawn")
-            self._pool = ctx.Pool(self.workers)
+            # fork starts workers in milliseconds; they only ever run _parse_safely.
+            method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+            self._pool = multiprocessing.get_context(method).Pool(self.workers)
 
     def __enter__(self) -> Ingester:
         return self

@@ -14,7 +14,7 @@ import email
 import email.message
 import hashlib
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
 import mailparser
@@ -56,10 +56,9 @@ class ParsedMessage:
     precedence: str
     auto_submitted: str
     size: int
-    body: str
     new_text: str
     is_bulk: bool
-    content_hash: str = field(default="")
+    content_hash: str  # of the raw bytes: a second delivery of a message is kept, a re-import not
 
     @property
     def parent_id(self) -> str | None:
@@ -186,10 +185,6 @@ def parse_message(raw: RawMessage) -> ParsedMessage:
     subject = _header(parsed, "subject")
     date = parsed.date or _received_date(newest_received)
     new_text = extract_new_text(body)
-    digest = hashlib.sha256(
-        "\x00".join([sender.address if sender else "", date.isoformat() if date else "",
-                     subject, new_text]).encode("utf-8", "surrogatepass")
-    ).hexdigest()
     return ParsedMessage(
         message_id=message_id,
         origin=raw.origin,
@@ -207,8 +202,7 @@ def parse_message(raw: RawMessage) -> ParsedMessage:
         precedence=precedence,
         auto_submitted=auto,
         size=len(raw.data),
-        body=body,
         new_text=new_text,
         is_bulk=_is_bulk(sender, precedence, auto, list_unsub, list_id),
-        content_hash=digest,
+        content_hash=hashlib.sha256(raw.data).hexdigest(),
     )

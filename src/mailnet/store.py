@@ -228,15 +228,16 @@ class Store:
 
     def thread(self, message_rowid: int) -> list[int]:
         """Every stored message of the thread `message_rowid` belongs to, oldest first."""
-        root = message_rowid
-        seen = {root}
-        while (up := self.parent(root)) is not None and up not in seen:
-            seen.add(up)
+        root, climbed = message_rowid, {message_rowid}
+        while (up := self.parent(root)) is not None and up not in climbed:
+            climbed.add(up)
             root = up
-        members, frontier = [root], [root]
+        seen, members, frontier = {root}, [root], [root]
         while frontier:
             ids = self.db.execute(
-                f"""SELECT c.id FROM messages c JOIN messages p ON c.parent_id = p.message_id
+                f"""SELECT c.id FROM messages p JOIN messages c
+                      ON c.parent_id = p.message_id
+                      OR instr(' ' || c.refs || ' ', ' ' || p.message_id || ' ')
                     WHERE p.id IN ({",".join("?" * len(frontier))})""",
                 frontier,
             ).fetchall()

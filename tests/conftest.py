@@ -1,0 +1,76 @@
+"""Fixtures shared by every test: real files, a real store, the real CLI."""
+
+from __future__ import annotations
+
+import lzma
+import shutil
+from collections.abc import Callable
+from email.message import EmailMessage
+from email.utils import format_datetime
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from mailnet.cli import main
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+CORPORA = SHARED / "corpora"
+
+
+def make_message(sender: str = "Ann Example <ann@example.org>",
+                 to: str = "Sam Rivera <sam@rivera.example>", subject: str = "Hello",
+                 text: str = "Hi there.\n", message_id: str | None = "<m1@example.org>",
+                 date: datetime | None = datetime(2024, 3, 1, 12, 0, tzinfo=timezone.utc),
+                 **headers: str) -> bytes:
+    """A real RFC 5322 message as bytes; extra headers as keyword arguments (In_Reply_To=...)."""
+    msg = EmailMessage()
+    msg["From"] = sender
+    msg["To"] = to
+    msg["Subject"] = subject
+    if date is not None:
+        msg["Date"] = format_datetime(date)
+    if message_id:
+        msg["Message-ID"] = message_id
+    for name, value in headers.items():
+        msg[name.replace("_", "-")] = value
+    msg.set_content(text)
+    return msg.as_bytes()
+
+
+@pytest.fixture
+def cli(tmp_path: Path) -> Callable[..., Result]:
+    """Run the real `mailnet` command in-process against a store in tmp_path."""
+    db = tmp_path / "mailnet.db"
+
+    def run(*args: str, config: Path | None = None) -> Result:
+        base = ["--db", str(db)] + (["--config", str(config)] if config else [])
+        return CliRunner().invoke(main, [*base, *args], catch_exceptions=False)
+
+    run.db = db  # type: ignore[attr-defined]
+    return run
+
+
+def corpus_path(name: str) -> Path:
+    path = CORPORA / f"{name}.mbox.xz"
+    if not path.exists():
+        pytest.skip(f"needs ../shared/corpora/{name}.mbox.xz (the shared corpora are absent)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def decompressed(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
+    """A corpus decompressed once per test session (parsing, not xz, is what tests measure)."""
+    cache: dict[str, Path] = {}
+
+    def get(name: str) -> Path:
+        if name not in cache:
+            src = corpus_path(name)
+            dst = tmp_path_factory.mktemp("corpora") / f"{name}.mbox"
+            with lzma.open(src) as fin, open(dst, "wb") as fout:
+                shutil.copyfileobj(fin, fout, 1 << 22)
+            cache[name] = dst
+        return cache[name]
+
+    return get
