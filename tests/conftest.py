@@ -5,9 +5,9 @@ from __future__ import annotations
 import lzma
 import shutil
 from collections.abc import Callable
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime
-from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -22,7 +22,7 @@ CORPORA = SHARED / "corpora"
 def make_message(sender: str = "Ann Example <ann@example.org>",
                  to: str = "Sam Rivera <sam@rivera.example>", subject: str = "Hello",
                  text: str = "Hi there.\n", message_id: str | None = "<m1@example.org>",
-                 date: datetime | None = datetime(2024, 3, 1, 12, 0, tzinfo=timezone.utc),
+                 date: datetime | None = datetime(2024, 3, 1, 12, 0, tzinfo=UTC),
                  **headers: str) -> bytes:
     """A real RFC 5322 message as bytes; extra headers as keyword arguments (In_Reply_To=...)."""
     msg = EmailMessage()

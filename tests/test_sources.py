@@ -80,5 +80,5 @@ def test_missing_and_non_mail_paths_fail_up_front(tmp_path: Path) -> None:
         open_sources([tmp_path / "nope.mbox"])
     with pytest.raises(SourceError, match="not an mbox file or an email"):
         open_sources([tmp_path / "photo.jpg"])
-    with pytest.raises(SourceError, match="no mbox, maildir or .eml"):
+    with pytest.raises(SourceError, match=r"no mbox, maildir or \.eml"):
         open_sources([tmp_path / "empty"])

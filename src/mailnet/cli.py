@@ -107,7 +107,7 @@ def import_cmd(obj: Context, paths: tuple[Path, ...], workers: int | None) -> No
     obj.out.print(summary_line(summary))
     for origin, reason in summary.error_reasons[:20]:
         obj.err.print(f"  skipped {origin.source} {origin.folder} {origin.position}: {reason}",
-                      markup=False, highlight=False)
+                      markup=False, highlight=False, soft_wrap=True)
     if len(summary.error_reasons) > 20:
         obj.err.print(f"  … {len(summary.error_reasons) - 20} more in the store's errors table")
 

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 FORMATS = ("table", "csv", "json")
+_KEEP_WIDTH = 10
 
 
 def _plain(value: Any) -> Any:
@@ -40,11 +41,15 @@ def to_json(frame: pd.DataFrame) -> str:
 
 def to_table(frame: pd.DataFrame, title: str | None = None) -> Table:
     table = Table(title=title, header_style="bold", show_lines=False)
-    for col in frame.columns:
+    cells = [[_cell(v) for v in row] for row in frame.itertuples(index=False)]
+    for i, col in enumerate(frame.columns):
         numeric = pd.api.types.is_numeric_dtype(frame[col])
-        table.add_column(str(col), justify="right" if numeric else "left")
-    for row in frame.itertuples(index=False):
-        table.add_row(*[_cell(v) for v in row])
+        # Short values (dates, counts, kinds) keep their width; longer text folds.
+        widest = max((len(row[i]) for row in cells), default=0)
+        table.add_column(str(col), justify="right" if numeric else "left", overflow="fold",
+                         min_width=widest if widest <= _KEEP_WIDTH else None)
+    for row in cells:
+        table.add_row(*row)
     return table
 
 
