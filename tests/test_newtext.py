@@ -30,6 +30,11 @@ CASES = {
         "Ann wrote:\n> Which version?\n4.6\n> Which radio?\nAn X310.\n",
         "4.6\nAn X310.",
     ),
+    "answer between an unprefixed header and a prefixed quote (HTML mail)": (
+        "On 2022-05-24 11:36, Shehla wrote:\n\nYou are still on UHD 4.2.\n\n"
+        ">     [ERROR] discovery error\n",
+        "You are still on UHD 4.2.",
+    ),
     "outlook original message": (
         "Please see attached.\n\n-----Original Message-----\nFrom: Bo\nSent: Monday\n"
         "Subject: report\n\nCan you send the report?\n",

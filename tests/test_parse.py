@@ -129,3 +129,8 @@ def test_message_ids_helper() -> None:
     assert message_ids("<a@b> <c@d>") == ["a@b", "c@d"]
     assert message_ids("bare@id.example") == ["bare@id.example"]
     assert message_ids("not an id") == []
+
+
+def test_sender_header_stands_in_for_a_missing_from() -> None:
+    raw = b"Sender: Bulk Robot <robot@x.org>\nTo: b@x.org\nSubject: s\nMessage-ID: <s@x>\n\nhi\n"
+    assert parse(raw).sender.address == "robot@x.org"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from dataclasses import dataclass, replace
 from functools import wraps
@@ -28,6 +29,8 @@ from mailnet.ingest import ImportSummary, import_sources, summary_line
 from mailnet.output import FORMATS, emit
 from mailnet.sources import Source, open_sources
 from mailnet.store import Store
+
+_PIPE_WIDTH = 120
 
 
 @dataclass
@@ -75,7 +78,10 @@ def main(ctx: click.Context, config_path: Path | None, db: Path | None, verbose:
     # imapclient and mail-parser log every protocol line / header at DEBUG.
     for noisy in ("imapclient", "mailparser"):
         logging.getLogger(noisy).setLevel(max(level, logging.INFO))
-    ctx.obj = Context(config_path, db, verbose, Console(), err)
+    out = Console()
+    if not out.is_terminal and "COLUMNS" not in os.environ:
+        out = Console(width=_PIPE_WIDTH)  # piped or captured: don't squeeze tables into 80
+    ctx.obj = Context(config_path, db, verbose, out, err)
 
 
 def _progress(console: Console) -> Progress:

@@ -13,9 +13,9 @@ import os
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from itertools import islice
+from itertools import chain, islice
 
-from mailnet.parse import ParsedMessage, ParseError, parse_message
+from mailnet.parse import ParsedMessage, ParseError, content_hash, parse_message
 from mailnet.sources import Origin, RawMessage, Source
 from mailnet.store import Store
 
@@ -71,6 +71,7 @@ class Ingester:
         self.store = store
         self.workers = workers or os.cpu_count() or 1
         self._pool = None
+        self._skipped = 0
         if self.workers > 1:
             # fork starts workers in milliseconds; they only ever run _parse_safely.
             method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
@@ -93,13 +94,24 @@ class Ingester:
             return map(_parse_safely, raws)
         return self._pool.imap(_parse_safely, raws, chunksize=_CHUNK)
 
+    def _unseen(self, raws: Iterable[RawMessage]) -> Iterator[RawMessage]:
+        """Messages whose exact bytes are not stored yet: a re-import parses nothing."""
+        for raw in raws:
+            if self.store.has_content(content_hash(raw.data)):
+                self._skipped += 1
+            else:
+                yield raw
+
     def add(self, raws: Iterable[RawMessage], *, batch: int = BATCH,
             on_batch: Callable[[ImportSummary], None] | None = None) -> ImportSummary:
         """Parse and store `raws`, committing every `batch` messages."""
         total = ImportSummary()
         start = time.perf_counter()
-        for results in _batches(self._parsed(raws), batch):  # type: ignore[arg-type]
-            part = ImportSummary()
+        self._skipped = 0
+        results_in_batches = _batches(self._parsed(self._unseen(raws)), batch)
+        for results in chain(results_in_batches, [[]]):  # a last call counts trailing skips
+            part = ImportSummary(duplicates=self._skipped)
+            self._skipped = 0
             good = []
             for result in results:
                 if isinstance(result, ParsedMessage):
@@ -110,7 +122,7 @@ class Ingester:
                     part.errors += 1
                     part.error_reasons.append((origin, reason))
             added = self.store.add_messages(good)
-            part.imported, part.duplicates = added.added, added.duplicates
+            part.imported, part.duplicates = added.added, part.duplicates + added.duplicates
             total += part
             if on_batch:
                 on_batch(part)

@@ -90,8 +90,10 @@ def _strip_quotes(lines: list[str]) -> list[str]:
             break
         span = _wrote_header(lines, i)
         if span:
-            # Quoted text without ">" (top-posting) runs to the end: cut it.
-            if not _is_quote(_next_text(lines, i + span)):
+            # Top-posting quotes the original without ">" to the end: cut it. If ">"
+            # lines follow further down, the text in between is the sender's answer.
+            if not _is_quote(_next_text(lines, i + span)) and not any(
+                    _is_quote(line) for line in lines[i + span:]):
                 break
             i += span
             continue

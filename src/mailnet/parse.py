@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import email
 import email.message
+import email.utils
 import hashlib
 import re
 from dataclasses import dataclass
@@ -58,7 +59,7 @@ class ParsedMessage:
     size: int
     new_text: str
     is_bulk: bool
-    content_hash: str  # of the raw bytes: a second delivery of a message is kept, a re-import not
+    content_hash: str
 
     @property
     def parent_id(self) -> str | None:
@@ -104,6 +105,12 @@ def _addresses(parsed: mailparser.MailParser, header: str) -> list[Address]:
             for name, addr in getattr(parsed, header.replace("-", "_")) or [] if "@" in addr]
 
 
+def _sender_header(msg: email.message.Message) -> Address | None:
+    """The Sender: header when From is missing (mail-parser treats Sender as plain text)."""
+    name, addr = email.utils.parseaddr(str(msg.get("Sender", "")))
+    return Address(name, normalise_address(addr)) if "@" in addr else None
+
+
 def _header(parsed: mailparser.MailParser, name: str) -> str:
     value = getattr(parsed, name.replace("-", "_"))
     if isinstance(value, list):
@@ -132,6 +139,11 @@ def _unmunged(sender: Address | None, reply_to: list[Address], list_post: str) -
         return authors[0]
     name = re.sub(r"\s+via\s+\S+$", "", sender.name)
     return Address(name, sender.address)
+
+
+def content_hash(data: bytes) -> str:
+    """Identity of a message's exact bytes: a second delivery differs, a re-import does not."""
+    return hashlib.sha256(data).hexdigest()
 
 
 def _stable_id(raw: bytes) -> str:
@@ -168,8 +180,8 @@ def parse_message(raw: RawMessage) -> ParsedMessage:
     except Exception as exc:
         raise ParseError(f"mail-parser failed: {type(exc).__name__}: {exc}") from None
 
-    senders = _addresses(parsed, "from") or _addresses(parsed, "sender")
-    sender = senders[0] if senders else None
+    senders = _addresses(parsed, "from")
+    sender = senders[0] if senders else _sender_header(msg)
     ids = message_ids(_header(parsed, "message-id"))
     message_id = ids[0] if ids else _stable_id(raw.data)
     references = message_ids(_header(parsed, "references"))
@@ -204,5 +216,5 @@ def parse_message(raw: RawMessage) -> ParsedMessage:
         size=len(raw.data),
         new_text=new_text,
         is_bulk=_is_bulk(sender, precedence, auto, list_unsub, list_id),
-        content_hash=hashlib.sha256(raw.data).hexdigest(),
+        content_hash=content_hash(raw.data),
     )

@@ -93,6 +93,10 @@ _MIGRATIONS: list[str] = [
         PRIMARY KEY (account, folder)
     );
     """,
+    # 3: find an already-stored message by its raw bytes before parsing it again
+    """
+    CREATE INDEX messages_content_hash ON messages (content_hash);
+    """,
 ]
 
 SCHEMA_VERSION = len(_MIGRATIONS)
@@ -113,7 +117,9 @@ class Store:
         try:
             if str(path) != ":memory:":
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.db = sqlite3.connect(str(path), isolation_level=None)
+            # The ingest pipeline checks for known messages from the pool's feeder thread;
+            # SQLite is built serialized (sqlite3.threadsafety == 3), so sharing is safe.
+            self.db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.execute("PRAGMA foreign_keys=ON")
@@ -205,6 +211,11 @@ class Store:
         if table not in ("messages", "recipients", "errors", "tags"):
             raise ValueError(table)
         return self.db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+
+    def has_content(self, content_hash: str) -> bool:
+        cur = self.db.execute("SELECT 1 FROM messages WHERE content_hash = ? LIMIT 1",
+                              (content_hash,))
+        return cur.fetchone() is not None
 
     def has_message_id(self, message_id: str) -> bool:
         cur = self.db.execute("SELECT 1 FROM messages WHERE message_id = ? LIMIT 1", (message_id,))
