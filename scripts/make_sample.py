@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import mailbox
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime
 from pathlib import Path
 
 OUT = Path(__file__).resolve().parent.parent / "src" / "mailnet" / "data" / "sample"
 ME = "Sam Rivera <sam@rivera.example>"
-START = datetime(2024, 1, 8, 9, 0, tzinfo=timezone.utc)
+START = datetime(2024, 1, 8, 9, 0, tzinfo=UTC)
 
 
 @dataclass

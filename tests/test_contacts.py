@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conftest import make_message
 from mailnet.config import Config, Identity
 from mailnet.contacts import FROM_ME, TO_ME, contact_summary, exchanges, my_addresses
 from mailnet.parse import parse_message
 from mailnet.sources import Origin, RawMessage
 from mailnet.store import Store
+
+from conftest import make_message
 
 ME = "Sam Rivera <sam@rivera.example>"
 LIST = dict(List_Id="Users <users.lists.example>", List_Post="<mailto:users@lists.example>")

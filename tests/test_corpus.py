@@ -10,12 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from conftest import corpus_path
 from mailnet.config import Config
 from mailnet.ingest import import_sources
 from mailnet.parse import body_text, message_ids
 from mailnet.sources import open_source
 from mailnet.store import Store
+
+from conftest import corpus_path
 
 pytestmark = pytest.mark.shared
 

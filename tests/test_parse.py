@@ -6,9 +6,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from conftest import make_message
 from mailnet.parse import ParseError, message_ids, parse_message
 from mailnet.sources import Origin, RawMessage
+
+from conftest import make_message
 
 ORIGIN = Origin("test", "INBOX", "#0")
 

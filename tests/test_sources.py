@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import make_message
 from mailnet.sources import MboxSource, SourceError, open_source, open_sources
+
+from conftest import make_message
 
 
 def write_mbox(path: Path, bodies: list[bytes], opener=open) -> Path:

@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from conftest import make_message
 from mailnet.parse import parse_message
 from mailnet.sources import Origin, RawMessage
 from mailnet.store import SCHEMA_VERSION, Store, StoreError
+
+from conftest import make_message
 
 
 def parsed(data: bytes, position: str = "#0"):
