@@ -152,16 +152,14 @@ def _stable_id(raw: bytes) -> str:
 
 
 def _is_bulk(sender: Address | None, precedence: str, auto_submitted: str,
-             list_unsubscribe: str, list_id: str) -> bool:
+             list_unsubscribe: str) -> bool:
+    """Machines and mass mailings; a discussion list (Precedence: list) is people talking."""
     precedence = precedence.lower()
     if auto_submitted and auto_submitted.lower() != "no":
         return True
     if sender is None or is_automated_address(sender.address):
         return True
-    # A List-Unsubscribe on a discussion list is normal; only bulk mailings count.
-    return bool(list_unsubscribe and precedence in ("bulk", "junk") and not list_id) or (
-        precedence == "junk"
-    )
+    return precedence == "junk" or (precedence == "bulk" and bool(list_unsubscribe))
 
 
 def parse_message(raw: RawMessage) -> ParsedMessage:
@@ -215,6 +213,6 @@ def parse_message(raw: RawMessage) -> ParsedMessage:
         auto_submitted=auto,
         size=len(raw.data),
         new_text=new_text,
-        is_bulk=_is_bulk(sender, precedence, auto, list_unsub, list_id),
+        is_bulk=_is_bulk(sender, precedence, auto, list_unsub),
         content_hash=content_hash(raw.data),
     )
