@@ -35,6 +35,11 @@ CASES = {
         ">     [ERROR] discovery error\n",
         "You are still on UHD 4.2.",
     ),
+    "answer written inside an unmarked quote is not lost": (
+        "On 2022-01-23 13:43, Bert wrote:\n\nFrom: Marcus <m@x.org>\nSent: Sunday\n"
+        "Subject: Re: N310\n\nCheck the MTU.\nI increased it to 9000, no change.\n",
+        "Check the MTU.\nI increased it to 9000, no change.",
+    ),
     "outlook original message": (
         "Please see attached.\n\n-----Original Message-----\nFrom: Bo\nSent: Monday\n"
         "Subject: report\n\nCan you send the report?\n",
@@ -82,6 +87,7 @@ def test_extract(name: str) -> None:
     assert extract_new_text(body) == expected
 
 
-def test_crlf_and_empty() -> None:
+def test_crlf_empty_and_a_rule_on_the_last_line() -> None:
     assert extract_new_text("Yes.\r\n\r\n> Is it?\r\n") == "Yes."
     assert extract_new_text("") == ""
+    assert extract_new_text("Buy now\n______________") == "Buy now\n______________"

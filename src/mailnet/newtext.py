@@ -66,7 +66,7 @@ def _wrote_header(lines: list[str], i: int) -> int:
 
 def _outlook_header(lines: list[str], i: int) -> bool:
     """A "From: … / Sent: …" block, as Outlook puts above the quoted original."""
-    if not _OUTLOOK_FROM.match(lines[i]):
+    if i >= len(lines) or not _OUTLOOK_FROM.match(lines[i]):
         return False
     return any(_OUTLOOK_NEXT.match(line) for line in lines[i + 1:i + 4])
 
@@ -75,11 +75,23 @@ def _next_text(lines: list[str], i: int) -> str:
     return next((line for line in lines[i:] if line.strip()), "")
 
 
-def _strip_quotes(lines: list[str]) -> list[str]:
+def _header_block_end(lines: list[str], i: int) -> int:
+    """The line after a "From: / Sent: / To: / Subject:" block starting at i."""
+    while i < len(lines) and lines[i].strip():
+        i += 1
+    return i
+
+
+def _strip_quotes(lines: list[str], cut_quoted: bool = True) -> list[str]:
+    """Lines the sender wrote. With `cut_quoted`, an unprefixed quote cuts everything after it;
+    without, only its header line goes (for replies written inside the quoted text)."""
     kept: list[str] = []
     i = 0
     while i < len(lines):
         line = lines[i]
+        if _outlook_header(lines, i) and not cut_quoted:
+            i = _header_block_end(lines, i)
+            continue
         if _ORIGINAL.match(line) or _outlook_header(lines, i):
             if _RULE.match(line) and not _outlook_header(lines, i + 1) and not _FOOTER.search(
                 " ".join(lines[i + 1:i + 4])
@@ -92,7 +104,7 @@ def _strip_quotes(lines: list[str]) -> list[str]:
         if span:
             # Top-posting quotes the original without ">" to the end: cut it. If ">"
             # lines follow further down, the text in between is the sender's answer.
-            if not _is_quote(_next_text(lines, i + span)) and not any(
+            if cut_quoted and not _is_quote(_next_text(lines, i + span)) and not any(
                     _is_quote(line) for line in lines[i + span:]):
                 break
             i += span
@@ -124,4 +136,9 @@ def _tidy(lines: list[str]) -> str:
 def extract_new_text(body: str) -> str:
     """What the sender wrote in this message, from its decoded body text."""
     lines = body.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-    return _tidy(_strip_signature(_strip_quotes(lines)))
+    text = _tidy(_strip_signature(_strip_quotes(lines)))
+    if not text:
+        # Some clients (Outlook, HTML mail turned into text) answer inside an unmarked
+        # quote. Better the whole exchange than losing what the sender wrote.
+        text = _tidy(_strip_signature(_strip_quotes(lines, cut_quoted=False)))
+    return text
