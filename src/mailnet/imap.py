@@ -25,6 +25,7 @@ import imaplib
 import logging
 import os
 import queue
+import re
 import socket
 import ssl
 import subprocess
@@ -39,8 +40,6 @@ import keyring
 import keyring.errors
 from imapclient import IMAPClient
 from imapclient.exceptions import CapabilityError, IMAPClientError
-from imapclient.response_parser import parse_fetch_response
-from imapclient.response_types import BodyData
 
 from mailnet.config import DEFAULT_SENT_FOLDERS, Account
 from mailnet.errors import MailnetError
@@ -270,78 +269,167 @@ def _find_folder(listing: list[tuple[tuple[bytes, ...], str]], names: list[str],
     return None
 
 
-# --- message structure -------------------------------------------------------------------
+# --- FETCH responses and message structure ----------------------------------------------
+
+# imapclient's response parser reads a response byte by byte in Python: for the
+# BODYSTRUCTURE of 10,000 messages that costs more than the whole transfer. FETCH
+# replies are simple enough for one regular expression per line.
+_TOKEN = re.compile(
+    rb'[ \t]*(?:(\()|(\))|"((?:[^"\\]|\\.)*)"|([^\s()"\[]+(?:\[[^\]]*\](?:<\d+>)?)?))')
+_LITERAL = re.compile(rb"\{\d+\}\s*$")
+_ESCAPE = re.compile(rb"\\(.)")
+_OPEN, _CLOSE = object(), object()
 
 
-def _param(params: object, name: bytes) -> bytes | None:
-    """A value from a BODYSTRUCTURE parameter list (key, value, key, value, …)."""
-    if not isinstance(params, tuple):
-        return None
-    for key, value in zip(params[::2], params[1::2], strict=False):
-        if isinstance(key, bytes) and key.upper() == name:
-            return value
-    return None
+def _lex(text: bytes, out: list[object]) -> None:
+    for opened, closed, quoted, atom in _TOKEN.findall(text):
+        if opened:
+            out.append(_OPEN)
+        elif closed:
+            out.append(_CLOSE)
+        elif atom:
+            out.append(None if atom.upper() == b"NIL" else int(atom) if atom.isdigit() else atom)
+        else:  # a quoted string, maybe empty
+            out.append(_ESCAPE.sub(rb"\1", quoted) if b"\\" in quoted else quoted)
 
 
-def _is_text(leaf: BodyData) -> bool:
-    """A body text part: text/plain or text/html, not an attachment, not huge."""
-    if not isinstance(leaf[0], bytes) or leaf[0].lower() != b"text":
-        return False
-    if leaf[1].lower() not in (b"plain", b"html") or _param(leaf[2], b"NAME"):
-        return False
-    disposition = leaf[9] if len(leaf) > 9 else None
-    if isinstance(disposition, tuple) and disposition and (
-        (disposition[0] or b"").lower() == b"attachment" or _param(disposition[1], b"FILENAME")
-    ):
-        return False
-    return isinstance(leaf[6], int) and leaf[6] <= TEXT_LIMIT
+def parse_fetch(data: list[bytes | tuple[bytes, bytes] | None]) -> dict[int, dict[bytes, object]]:
+    """imaplib's untagged FETCH data → {UID: {b"BODY[1]": b"…", b"BODYSTRUCTURE": [...]}}.
+
+    Lists become Python lists, NIL None, numbers int; responses without a UID
+    (unsolicited flag updates) are dropped.
+    """
+    tokens: list[object] = []
+    for item in data:
+        if isinstance(item, tuple):  # text ending in {size}, then the literal itself
+            _lex(_LITERAL.sub(b"", item[0]), tokens)
+            tokens.append(item[1])
+        elif item:
+            _lex(item, tokens)
+    stack: list[list[object]] = [[]]
+    for token in tokens:
+        if token is _OPEN:
+            stack.append([])
+        elif token is _CLOSE and len(stack) > 1:
+            done = stack.pop()
+            stack[-1].append(done)
+        else:
+            stack[-1].append(token)
+    out: dict[int, dict[bytes, object]] = {}
+    for items in stack[0]:  # "<seq> (<name> <value> ...)" per message
+        if isinstance(items, list):
+            fields = {k.upper(): v for k, v in zip(items[::2], items[1::2], strict=False)
+                      if isinstance(k, bytes)}
+            uid = fields.get(b"UID")
+            if isinstance(uid, int):
+                out[uid] = fields
+    return out
 
 
-def _leaves(node: BodyData, path: str = "") -> Iterator[tuple[str, BodyData]]:
-    if node.is_multipart:
-        for i, child in enumerate(node[0], 1):
+def _params(value: object) -> dict[bytes, bytes]:
+    if not isinstance(value, list):
+        return {}
+    return {k.lower(): v for k, v in zip(value[::2], value[1::2], strict=False)
+            if isinstance(k, bytes) and isinstance(v, bytes)}
+
+
+@dataclass(frozen=True)
+class Part:
+    """One node of a BODYSTRUCTURE: a multipart with its children, or a single part."""
+
+    type: bytes  # b"multipart/alternative", b"text/plain"
+    params: dict[bytes, bytes]
+    children: tuple[Part, ...] = ()
+    size: int = 0
+    attachment: bool = False  # Content-Disposition attachment, or a file name
+
+    @classmethod
+    def from_structure(cls, node: list[object]) -> Part:
+        """From the nested lists of a parsed BODYSTRUCTURE (RFC 3501 section 7.4.2)."""
+        if node and isinstance(node[0], list):  # children first, then subtype, parameters
+            n = next((i for i, x in enumerate(node) if not isinstance(x, list)), len(node))
+            rest = node[n:]
+            subtype = rest[0] if rest and isinstance(rest[0], bytes) else b"mixed"
+            return cls(b"multipart/" + subtype.lower(), _params(rest[1] if len(rest) > 1 else None),
+                       tuple(cls.from_structure(child) for child in node[:n]))  # type: ignore[arg-type]
+        kind = b"/".join(x.lower() if isinstance(x, bytes) else b"" for x in node[:2])
+        params = _params(node[2] if len(node) > 2 else None)
+        # A text part's disposition follows its line count and MD5: index 9.
+        disposition = node[9] if kind.startswith(b"text/") and len(node) > 9 else None
+        disp_type, disp_params = b"", {}
+        if isinstance(disposition, list) and len(disposition) > 1:
+            disp_type, disp_params = disposition[0] or b"", _params(disposition[1])
+        attachment = ((isinstance(disp_type, bytes) and disp_type.lower() == b"attachment")
+                      or b"name" in params or b"filename" in disp_params)
+        size = node[6] if len(node) > 6 and isinstance(node[6], int) else 0
+        return cls(kind, params, (), size, attachment)
+
+    @property
+    def is_multipart(self) -> bool:
+        return self.type.startswith(b"multipart/")
+
+    @property
+    def is_text(self) -> bool:
+        """A body text part: text/plain or text/html, not an attachment, not huge."""
+        return (self.type in (b"text/plain", b"text/html") and not self.attachment
+                and self.size <= TEXT_LIMIT)
+
+
+def _leaves(part: Part, path: str = "") -> Iterator[tuple[str, Part]]:
+    if part.is_multipart:
+        for i, child in enumerate(part.children, 1):
             yield from _leaves(child, f"{path}.{i}" if path else str(i))
     else:
-        yield path or "1", node
+        yield path or "1", part
 
 
-def _multiparts_have_boundaries(node: BodyData) -> bool:
-    if not node.is_multipart:
-        return True
-    return bool(_param(node[2], b"BOUNDARY")) and all(
-        _multiparts_have_boundaries(child) for child in node[0])
+def _redundant_html(part: Part, path: str = "") -> Iterator[str]:
+    """HTML alternatives of a text/plain part: the parser reads the plain one only."""
+    children = [(f"{path}.{i}" if path else str(i), c) for i, c in enumerate(part.children, 1)]
+    if part.type == b"multipart/alternative" and any(
+        c.type == b"text/plain" and c.is_text for _, c in children
+    ):
+        yield from (p for p, c in children if c.type == b"text/html")
+    for child_path, child in children:
+        yield from _redundant_html(child, child_path)
 
 
-def text_sections(structure: BodyData) -> list[str] | None:
-    """Sections to fetch for a message's text, or None when the whole message is text.
+def _has_boundaries(part: Part) -> bool:
+    return not part.is_multipart or (
+        b"boundary" in part.params and all(_has_boundaries(c) for c in part.children))
+
+
+def text_sections(structure: Part) -> list[str] | None:
+    """Sections to fetch for a message's text, or None when the whole message is wanted.
 
     None also for a structure that cannot be rebuilt (a multipart without a
     boundary): then the whole message is fetched, which is always correct.
     """
     leaves = list(_leaves(structure))
-    texts = [path for path, leaf in leaves if _is_text(leaf)]
-    if len(texts) == len(leaves) or not _multiparts_have_boundaries(structure):
+    skip = set(_redundant_html(structure))
+    texts = [path for path, leaf in leaves if leaf.is_text and path not in skip]
+    if len(texts) == len(leaves) or not _has_boundaries(structure):
         return None
     if not structure.is_multipart:
         return []  # a lone attachment: the header is all there is to read
     return [s for path in texts for s in (f"{path}.MIME", path)]
 
 
-def _entity(node: BodyData, path: str, parts: dict[str, bytes]) -> bytes | None:
+def _entity(part: Part, path: str, parts: dict[str, bytes]) -> bytes | None:
     """One MIME entity (headers + body) holding only the fetched text parts, or None."""
-    if not node.is_multipart:
+    if not part.is_multipart:
         return parts[f"{path}.MIME"] + parts[path] if path in parts else None
-    body = _multipart_body(node, path, parts)
+    body = _multipart_body(part, path, parts)
     if body is None:
         return None
-    return (b"Content-Type: multipart/" + node[1].lower() + b'; boundary="'
-            + _param(node[2], b"BOUNDARY") + b'"\r\n\r\n' + body)
+    return (b"Content-Type: " + part.type + b'; boundary="' + part.params[b"boundary"]
+            + b'"\r\n\r\n' + body)
 
 
-def _multipart_body(node: BodyData, path: str, parts: dict[str, bytes]) -> bytes | None:
-    boundary = _param(node[2], b"BOUNDARY")
+def _multipart_body(part: Part, path: str, parts: dict[str, bytes]) -> bytes | None:
+    boundary = part.params[b"boundary"]
     children = [_entity(child, f"{path}.{i}" if path else str(i), parts)
-                for i, child in enumerate(node[0], 1)]
+                for i, child in enumerate(part.children, 1)]
     kept = [c for c in children if c is not None]
     if not kept:
         return None
@@ -349,7 +437,7 @@ def _multipart_body(node: BodyData, path: str, parts: dict[str, bytes]) -> bytes
         b"--" + boundary + b"--\r\n")
 
 
-def rebuild(header: bytes, structure: BodyData, parts: dict[str, bytes]) -> bytes:
+def rebuild(header: bytes, structure: Part, parts: dict[str, bytes]) -> bytes:
     """The message as the parser needs it: its full header and only its text parts.
 
     The original boundaries are kept, so the rebuilt message has the original
@@ -379,16 +467,22 @@ def uid_ranges(uids: Iterable[int]) -> str:
     return ",".join(out)
 
 
-def _uid_fetch(client: IMAPClient, uids: Iterable[int], items: str) -> dict[int, dict]:
+def _uid_fetch(client: IMAPClient, uids: Iterable[int], items: str,
+               ) -> dict[int, dict[bytes, object]]:
     """UID FETCH over a range set.
 
     imapclient's fetch() sends UID lists comma by comma and filters the reply
-    by that list, so ranges go through its imaplib object and its parser.
+    by that list, so ranges go through its imaplib object.
     """
-    typ, data = client._imap.uid("FETCH", uid_ranges(uids), items)
+    try:
+        typ, data = client._imap.uid("FETCH", uid_ranges(uids), items)
+    except imaplib.IMAP4.abort:
+        raise
+    except imaplib.IMAP4.error as exc:
+        raise ImapError(f"the server refused FETCH: {exc}") from None
     if typ != "OK":
         raise ImapError(f"the server refused FETCH: {data[0]!r}")
-    return parse_fetch_response([d for d in data if d is not None], True, True)
+    return parse_fetch(data)
 
 
 @dataclass
@@ -464,22 +558,61 @@ class _Connection:
         _close(self.client)
 
 
-def _sections_and_size(meta: dict) -> tuple[tuple[str, ...], int]:
-    """What to fetch for one message (its text only) and about how many bytes that is."""
-    structure = meta.get(b"BODYSTRUCTURE")
-    sections = text_sections(structure) if isinstance(structure, BodyData) else None
-    if sections is None:
-        return ("",), meta.get(b"RFC822.SIZE", 0)
-    sizes = {path: leaf[6] for path, leaf in _leaves(structure)}
-    return ("HEADER", *sections), 4096 + sum(sizes.get(s, 0) for s in sections)
+@dataclass(frozen=True)
+class _Wanted:
+    """What to fetch of one message: its whole text, or its header and text sections."""
+
+    uid: int
+    structure: Part | None
+    sections: tuple[str, ...]  # ("",): the whole message
+    size: int  # about how many bytes that is
+
+    @classmethod
+    def from_meta(cls, uid: int, meta: dict[bytes, object]) -> _Wanted:
+        body = meta.get(b"BODYSTRUCTURE")
+        structure = Part.from_structure(body) if isinstance(body, list) and body else None
+        sections = text_sections(structure) if structure is not None else None
+        if sections is None:
+            size = meta.get(b"RFC822.SIZE")
+            return cls(uid, structure, ("",), size if isinstance(size, int) else 0)
+        sizes = {path: leaf.size for path, leaf in _leaves(structure)}
+        return cls(uid, structure, ("HEADER", *sections),
+                   4096 + sum(sizes.get(s, 0) for s in sections))
+
+    def message(self, data: dict[bytes, object]) -> bytes | None:
+        """The message from its FETCH reply; None if the reply lacks it (expunged)."""
+        parts = {s: data.get(f"BODY[{s}]".encode()) for s in self.sections}
+        if not all(isinstance(p, bytes) for p in parts.values()):
+            return None
+        if self.sections == ("",) or self.structure is None:
+            return parts[""]  # type: ignore[return-value]
+        return rebuild(parts.pop("HEADER"), self.structure, parts)  # type: ignore[arg-type]
+
+
+def _runs(wanted: list[_Wanted]) -> Iterator[list[_Wanted]]:
+    """Consecutive runs of about FETCH_BYTES (at least one message each)."""
+    run: list[_Wanted] = []
+    size = 0
+    for w in wanted:
+        if run and size + w.size > FETCH_BYTES:
+            yield run
+            run, size = [], 0
+        run.append(w)
+        size += w.size
+    if run:
+        yield run
 
 
 def _fetch_messages(client: IMAPClient, folder: FolderProgress, account: str,
                     uids: list[int], gmail: bool, seen_gm: set[int]) -> Iterator[RawMessage]:
-    """The messages of `uids` (one BODYSTRUCTURE request's worth), in UID order."""
+    """The messages of `uids` (one BODYSTRUCTURE request's worth), in UID order.
+
+    Each run is fetched with one request per distinct set of sections and handed
+    on in UID order, so a committed UID means all lower ones are committed.
+    """
     items = "(UID RFC822.SIZE BODYSTRUCTURE" + (" X-GM-MSGID)" if gmail else ")")
     meta = _uid_fetch(client, uids, items)
-    plans: list[tuple[int, tuple[str, ...], int]] = []
+    wanted: list[_Wanted] = []
     for uid in uids:
         if uid not in meta:
             continue  # expunged since the search
@@ -487,37 +620,25 @@ def _fetch_messages(client: IMAPClient, folder: FolderProgress, account: str,
         if gm_id is not None:
             if gm_id in seen_gm:
                 continue  # the same Gmail message under another label
-            seen_gm.add(gm_id)
-        plans.append((uid, *_sections_and_size(meta[uid])))
-    # Consecutive runs of about FETCH_BYTES, each fetched grouped by the sections it needs
-    # and handed on in UID order, so a committed UID means all lower ones are committed.
-    start = 0
-    while start < len(plans):
-        end, size = start, 0
-        while end < len(plans) and (end == start or size + plans[end][2] <= FETCH_BYTES):
-            size += plans[end][2]
-            end += 1
-        run = plans[start:end]
-        start = end
-        groups: dict[tuple[str, ...], list[int]] = {}
-        for uid, sections, _ in run:
-            groups.setdefault(sections, []).append(uid)
+            seen_gm.add(gm_id)  # type: ignore[arg-type]
+        wanted.append(_Wanted.from_meta(uid, meta[uid]))
+    for run in _runs(wanted):
+        groups: dict[tuple[str, ...], dict[int, _Wanted]] = {}
+        for w in run:
+            groups.setdefault(w.sections, {})[w.uid] = w
         fetched: dict[int, bytes] = {}
         for sections, group in groups.items():
             request = "(" + " ".join(f"BODY.PEEK[{s}]" for s in sections) + ")"
             for uid, data in _uid_fetch(client, group, request).items():
-                if uid not in group:
-                    continue  # an unsolicited FETCH (a flag change elsewhere)
-                parts = {s: data.get(f"BODY[{s}]".encode()) for s in sections}
-                if any(not isinstance(p, bytes) for p in parts.values()):
-                    continue  # expunged meanwhile
-                folder.bytes += sum(len(p) for p in parts.values())
-                fetched[uid] = parts[""] if sections == ("",) else rebuild(
-                    parts.pop("HEADER"), meta[uid][b"BODYSTRUCTURE"], parts)
-        for uid, _, _ in run:
-            if uid in fetched:
-                yield RawMessage(fetched[uid], Origin(account, folder.name,
-                                                      f"{folder.uidvalidity}:{uid}"))
+                message = group[uid].message(data) if uid in group else None
+                if message is not None:
+                    fetched[uid] = message
+                    folder.bytes += sum(len(v) for k, v in data.items()
+                                        if k.startswith(b"BODY[") and isinstance(v, bytes))
+        for w in run:
+            if w.uid in fetched:
+                yield RawMessage(fetched[w.uid], Origin(account, folder.name,
+                                                        f"{folder.uidvalidity}:{w.uid}"))
 
 
 def _fetch_folder(conn: _Connection, folder: FolderProgress, stop: threading.Event,
