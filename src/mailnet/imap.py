@@ -53,7 +53,8 @@ META_BATCH = 500  # UIDs per BODYSTRUCTURE request (bounds the command and the r
 FETCH_BYTES = 8 << 20  # estimated bytes per content request
 TEXT_LIMIT = 2 << 20  # a text part larger than this is treated as an attachment
 QUEUE_SIZE = 2000  # fetched messages waiting for the parsers, at most
-RETRIES = 5  # reconnects after a dropped connection, with backoff 0.5 s, 1 s, 2 s, …
+RETRIES = 5  # reconnects after a dropped connection, waiting BACKOFF s, then twice as long, …
+BACKOFF = 0.5
 KEYRING_SERVICE = "mailnet"
 
 # Errors a dropped connection or a timeout raises; anything else is not retried.
@@ -526,6 +527,7 @@ class _Connection:
         self.cred = cred
         self.client = connect(account, cred)
         self.reconnects = 0
+        self.failures = 0  # drops since the last message handed on
 
     def examine(self, folder: FolderProgress) -> None:
         info = self.client.select_folder(folder.name, readonly=True)
@@ -533,10 +535,14 @@ class _Connection:
             raise ImapError(f"UIDVALIDITY of {folder.name} changed during the fetch; "
                             "run mailnet fetch again to rescan it")
 
-    def reopen(self, folder: FolderProgress, cause: BaseException) -> None:
+    def reopen(self, folder: FolderProgress, cause: BaseException, progressed: bool) -> None:
+        """Connect again and re-open `folder`; give up after RETRIES drops without progress."""
         _close(self.client)
-        for attempt in range(RETRIES):
-            delay = 0.5 * 2 ** attempt
+        if progressed:
+            self.failures = 0
+        while self.failures < RETRIES:
+            delay = BACKOFF * 2 ** self.failures
+            self.failures += 1
             log.warning("connection to %s lost (%s); reconnecting in %.1f s",
                         self.account.host, type(cause).__name__, delay)
             time.sleep(delay)
@@ -653,6 +659,7 @@ def _fetch_folder(conn: _Connection, folder: FolderProgress, stop: threading.Eve
         todo = [u for u in folder.uids if u > last][:META_BATCH]
         if not todo:
             return
+        before = last
         try:
             for raw in _fetch_messages(conn.client, folder, conn.account.name, todo, gmail,
                                        seen_gm):
@@ -660,7 +667,7 @@ def _fetch_folder(conn: _Connection, folder: FolderProgress, stop: threading.Eve
                 last = int(raw.origin.position.rsplit(":", 1)[1])
             last = max(last, todo[-1])
         except _TRANSIENT as exc:
-            conn.reopen(folder, exc)
+            conn.reopen(folder, exc, progressed=last > before)
 
 
 def plan(conn: _Connection, store: Store, folders: list[str],
