@@ -134,20 +134,18 @@ class Dovecot:
             self.maildir(folder)
         self.process = subprocess.Popen(
             [DOVECOT, "-F", "-c", str(self.root / "dovecot.conf")],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"dovecot exited: {self.process.stderr.read().decode()}"
-                                   f"{self.log()}")
+        while time.monotonic() < deadline and self.process.poll() is None:
             try:
                 with socket.create_connection(("127.0.0.1", self.imap_port), timeout=1) as s:
                     if s.recv(100).startswith(b"* OK"):
                         return self
             except OSError:
                 time.sleep(0.05)
-        raise RuntimeError(f"dovecot did not start: {self.log()}")
+        self.stop()
+        raise RuntimeError(f"dovecot did not start:\n{self.log()}")
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
