@@ -66,7 +66,7 @@ def mbsync(work: Path, port: int) -> float:
     config = work / "mbsyncrc"
     config.write_text(
         f"IMAPAccount bench\nHost 127.0.0.1\nPort {port}\nUser {USER}\nPass {PASSWORD}\n"
-        "TLSType None\nAuthMechs LOGIN\n\nIMAPStore remote\nAccount bench\n\n"
+        "SSLType None\nAuthMechs LOGIN\n\nIMAPStore remote\nAccount bench\n\n"
         f"MaildirStore local\nPath {target}/\nInbox {target}/INBOX\n\n"
         "Channel bench\nFar :remote:\nNear :local:\nPatterns INBOX\nCreate Near\n"
         "SyncState *\n")

@@ -150,7 +150,8 @@ def fetch(obj: Context, account: str | None, folders: tuple[str, ...], since: da
                     since=since.date() if since else None,
                     workers=config.import_workers if workers is None else workers,
                     on_progress=_folder_bars(progress, name))
-            obj.out.print(fetch_summary_line(summary), markup=False, highlight=False)
+            obj.out.print(fetch_summary_line(summary), markup=False, highlight=False,
+                          soft_wrap=True)
 
 
 def _folder_bars(progress: Progress, account: str) -> Callable[[list[FolderProgress]], None]:

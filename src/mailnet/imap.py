@@ -801,14 +801,16 @@ def _ingest(store: Store, conn: _Connection, plans: list[FolderProgress], worker
         if on_progress:
             on_progress(plans)
 
+    ingester = Ingester(store, workers)
     producer.start()
     try:
-        with Ingester(store, workers) as ingester:
-            summary = ingester.add(producer.messages(handed), on_batch=committed)
+        summary = ingester.add(producer.messages(handed), on_batch=committed)
     finally:
+        # Stop first: closing the pool waits for its feeder thread, which reads our queue.
         producer.stop.set()
         if producer.is_alive():
             conn.client.shutdown()  # unblocks a read that would wait for the timeout
+        ingester.close()
         producer.join(timeout=5)
     if producer.error is not None:
         raise producer.error
