@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, replace
+from datetime import datetime
 from functools import wraps
 from pathlib import Path
 from typing import Any
@@ -16,15 +18,19 @@ from rich.logging import RichHandler
 from rich.progress import (
     BarColumn,
     DownloadColumn,
+    MofNCompleteColumn,
     Progress,
+    TaskID,
     TextColumn,
     TimeRemainingColumn,
 )
 
 from mailnet import __version__, demo
-from mailnet.config import Config, load_config
+from mailnet.config import Config, ConfigError, default_config_path, load_config
 from mailnet.contacts import contact_summary, exchanges
 from mailnet.errors import MailnetError
+from mailnet.imap import FolderProgress, fetch_account
+from mailnet.imap import summary_line as fetch_summary_line
 from mailnet.ingest import ImportSummary, import_sources, summary_line
 from mailnet.output import FORMATS, emit
 from mailnet.sources import Source, open_sources
@@ -84,8 +90,11 @@ def main(ctx: click.Context, config_path: Path | None, db: Path | None, verbose:
     ctx.obj = Context(config_path, db, verbose, out, err)
 
 
-def _progress(console: Console) -> Progress:
-    return Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
+def _progress(console: Console, *, fetch: bool = False) -> Progress:
+    """Bytes for an import; for a fetch, messages and the megabytes downloaded so far."""
+    counts = (MofNCompleteColumn(), TextColumn("{task.fields[mb]:,.1f} MB")) if fetch else (
+        DownloadColumn(),)
+    return Progress(TextColumn("{task.description}"), BarColumn(), *counts,
                     TimeRemainingColumn(), console=console, transient=not console.is_terminal)
 
 
@@ -116,6 +125,52 @@ def import_cmd(obj: Context, paths: tuple[Path, ...], workers: int | None) -> No
                       markup=False, highlight=False, soft_wrap=True)
     if len(summary.error_reasons) > 20:
         obj.err.print(f"  … {len(summary.error_reasons) - 20} more in the store's errors table")
+
+
+@main.command()
+@click.argument("account", required=False)
+@click.option("--folder", "folders", multiple=True,
+              help="Folder name or role (\\Sent, \\Inbox, \\All) instead of the configured "
+                   "ones; repeatable.")
+@click.option("--since", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
+              help="Only messages dated from this day on (YYYY-MM-DD).")
+@click.option("--workers", type=int, default=None, help="Parser processes (default: one per core).")
+@click.pass_obj
+@friendly_errors
+def fetch(obj: Context, account: str | None, folders: tuple[str, ...], since: datetime | None,
+          workers: int | None) -> None:
+    """Fetch new mail from IMAP accounts ([accounts.NAME] in the config), read-only."""
+    config = obj.config()
+    if not config.accounts:
+        raise ConfigError(f"no [accounts.NAME] table in {config.source or default_config_path()}"
+                          ": add one (see docs/accounts.md)")
+    if account is not None and account not in config.accounts:
+        raise ConfigError(f"no account {account!r} in the config; accounts: "
+                          f"{', '.join(config.accounts)}")
+    names = [account] if account else list(config.accounts)
+    with Store(config.db_path) as store:
+        for name in names:
+            with _progress(obj.err, fetch=True) as progress:
+                summary = fetch_account(
+                    store, config.accounts[name], folders=folders or None,
+                    since=since.date() if since else None,
+                    workers=config.import_workers if workers is None else workers,
+                    on_progress=_folder_bars(progress, name))
+            obj.out.print(fetch_summary_line(summary), markup=False, highlight=False,
+                          soft_wrap=True)
+
+
+def _folder_bars(progress: Progress, account: str) -> Callable[[list[FolderProgress]], None]:
+    """A progress callback with one bar per folder, added when the folder is first reported."""
+    tasks: dict[str, TaskID] = {}
+
+    def show(folders: list[FolderProgress]) -> None:
+        for f in folders:
+            if f.name not in tasks:
+                tasks[f.name] = progress.add_task(f"{account}/{f.name}", total=f.total, mb=0.0)
+            progress.update(tasks[f.name], completed=f.done, mb=f.bytes / 1e6)
+
+    return show
 
 
 @main.command()

@@ -7,6 +7,7 @@ whole story.
 
 from __future__ import annotations
 
+import ipaddress
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +38,14 @@ class ConfigError(MailnetError):
     """The configuration file is missing, unreadable or holds a wrong value."""
 
 
+TLS_MODES = ("implicit", "starttls", "plain")
+SPECIAL_USE = ("\\Inbox", "\\Sent", "\\All", "\\Junk", "\\Archive", "\\Flagged")
+DEFAULT_FOLDERS = ("\\Inbox", "\\Sent")
+_SECRET_KEYS = ("password_env", "password_command", "password_keyring", "oauth2_token_command")
+_ACCOUNT_KEYS = frozenset({"host", "port", "tls", "ca_file", "username", "folders",
+                           "allow_insecure", "timeout", *_SECRET_KEYS})
+
+
 def default_config_path() -> Path:
     return Path(platformdirs.user_config_dir(APP)) / "config.toml"
 
@@ -59,13 +68,110 @@ class Identity:
 
 
 @dataclass(frozen=True)
+class Account:
+    """One `[accounts.NAME]` table: where the mailbox is, how to log in, which folders to read.
+
+    Secrets are never stored here, only where to get them (an environment
+    variable, a command, the keyring), so a Config can be printed or logged.
+    """
+
+    name: str
+    host: str
+    username: str
+    port: int
+    tls: str = "implicit"
+    ca_file: Path | None = None
+    # Folder names, or RFC 6154 roles such as "\\Sent" (resolved on the server).
+    folders: tuple[str, ...] = DEFAULT_FOLDERS
+    password_env: str | None = None
+    password_command: str | None = None
+    password_keyring: bool = False
+    oauth2_token_command: str | None = None
+    allow_insecure: bool = False
+    timeout: float = 60.0
+
+    @property
+    def folders_are_default(self) -> bool:
+        return self.folders == DEFAULT_FOLDERS
+
+
+def is_loopback(host: str) -> bool:
+    if host.lower() in ("localhost", "localhost.localdomain"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _role(folder: str) -> str:
+    """`\\sent` → `\\Sent`: roles are case-insensitive in the config, as in RFC 6154."""
+    return "\\" + folder[1:].capitalize()
+
+
+def _account(name: str, table: Any) -> Account:
+    """Validate one account table, naming the key to fix in every error."""
+    where = f"[accounts.{name}]"
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where} must be a table")
+    unknown = sorted(set(table) - _ACCOUNT_KEYS)
+    if unknown:
+        raise ConfigError(f"{where} unknown key {unknown[0]!r}; known keys: "
+                          f"{', '.join(sorted(_ACCOUNT_KEYS))}")
+    for key in ("host", "username"):
+        if not isinstance(table.get(key), str) or not table[key].strip():
+            raise ConfigError(f"{where} needs {key} = \"...\"")
+    tls = table.get("tls", "implicit")
+    if tls not in TLS_MODES:
+        raise ConfigError(f"{where} tls must be one of {', '.join(TLS_MODES)}, not {tls!r}")
+    port = table.get("port", 993 if tls == "implicit" else 143)
+    if not isinstance(port, int) or not 0 < port < 65536:
+        raise ConfigError(f"{where} port must be a number between 1 and 65535")
+    allow_insecure = table.get("allow_insecure", False)
+    if tls == "plain" and not is_loopback(table["host"]) and allow_insecure is not True:
+        raise ConfigError(f"{where} tls = \"plain\" sends the password unencrypted; it is "
+                          "allowed only for a loopback host, unless allow_insecure = true")
+    secrets = [key for key in _SECRET_KEYS if table.get(key)]
+    if len(secrets) != 1:
+        raise ConfigError(f"{where} needs exactly one of {', '.join(_SECRET_KEYS)}"
+                          + (f" (found {', '.join(secrets)})" if secrets else ""))
+    folders = table.get("folders", list(DEFAULT_FOLDERS))
+    if isinstance(folders, str):
+        folders = [folders]
+    if not isinstance(folders, list) or not folders or not all(
+        isinstance(f, str) and f for f in folders
+    ):
+        raise ConfigError(f"{where} folders must be a list of folder names or roles "
+                          f"({', '.join(SPECIAL_USE)})")
+    folders = [_role(f) if f.startswith("\\") else f for f in folders]
+    for folder in folders:
+        if folder.startswith("\\") and folder not in SPECIAL_USE:
+            raise ConfigError(f"{where} unknown folder role {folder!r}; "
+                              f"known roles: {', '.join(SPECIAL_USE)}")
+    timeout = table.get("timeout", 60.0)
+    if not isinstance(timeout, int | float) or timeout <= 0:
+        raise ConfigError(f"{where} timeout must be a number of seconds > 0")
+    ca_file = table.get("ca_file")
+    return Account(
+        name=name, host=table["host"].strip(), username=table["username"], port=port, tls=tls,
+        ca_file=Path(ca_file).expanduser() if ca_file else None,
+        folders=tuple(folders),
+        password_env=table.get("password_env"),
+        password_command=table.get("password_command"),
+        password_keyring=table.get("password_keyring") is True,
+        oauth2_token_command=table.get("oauth2_token_command"),
+        allow_insecure=allow_insecure is True, timeout=float(timeout),
+    )
+
+
+@dataclass(frozen=True)
 class Config:
     db_path: Path = field(default_factory=default_db_path)
     identity: Identity = field(default_factory=Identity)
     # alias address -> canonical address, both normalised
     aliases: dict[str, str] = field(default_factory=dict)
     import_workers: int = 0  # 0: one per core
-    accounts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    accounts: dict[str, Account] = field(default_factory=dict)
     patterns: dict[str, Any] = field(default_factory=dict)
     classify: dict[str, Any] = field(default_factory=dict)
     source: Path | None = None
@@ -117,7 +223,8 @@ def load_config(path: Path | None = None, *, db: Path | None = None) -> Config:
         identity=identity,
         aliases=_aliases(data.get("aliases", {})),
         import_workers=workers,
-        accounts=data.get("accounts", {}),
+        accounts={name: _account(name, table)
+                  for name, table in data.get("accounts", {}).items()},
         patterns=data.get("patterns", {}),
         classify=data.get("classify", {}),
         source=path if path.exists() else None,

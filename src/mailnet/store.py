@@ -203,6 +203,24 @@ class Store:
                 (origin.source, origin.folder, origin.position, reason),
             )
 
+    def imap_state(self, account: str, folder: str) -> tuple[int, int] | None:
+        """(UIDVALIDITY, highest UID stored) of an IMAP folder, or None before its first fetch."""
+        row = self.db.execute(
+            "SELECT uidvalidity, highest_uid FROM imap_folders WHERE account = ? AND folder = ?",
+            (account, folder),
+        ).fetchone()
+        return (row[0], row[1]) if row else None
+
+    def set_imap_state(self, account: str, folder: str, uidvalidity: int,
+                       highest_uid: int) -> None:
+        """Record how far a folder is stored; call only once the messages up to it are committed."""
+        with self.db:
+            self.db.execute(
+                """INSERT OR REPLACE INTO imap_folders (account, folder, uidvalidity, highest_uid)
+                   VALUES (?, ?, ?, ?)""",
+                (account, folder, uidvalidity, highest_uid),
+            )
+
     def errors(self) -> list[sqlite3.Row]:
         cur = self.db.execute("SELECT source, folder, position, reason FROM errors ORDER BY id")
         return cur.fetchall()

@@ -1,0 +1,828 @@
+"""IMAP fetch: an account's new mail into the store, read-only, incremental and cheap.
+
+Read-only, always: folders are opened with EXAMINE, bodies fetched with
+BODY.PEEK, and no command that changes a mailbox is ever sent.
+
+Incremental: per (account, folder) the store keeps UIDVALIDITY and the
+highest UID committed; a run asks only for newer UIDs, and a changed
+UIDVALIDITY rescans the folder (the store's de-duplication keeps that free of
+duplicates, and nothing stored is deleted). A STATUS per folder is enough to
+see that nothing is new, so a no-op run costs one login.
+
+Cheap: parsing is the cost, not the transfer. BODYSTRUCTURE says which parts
+are text; a message with attachments is fetched as its header plus its text
+parts, rebuilt into a smaller MIME message the ordinary parser reads, so
+attachment bytes are neither downloaded nor parsed. Fetching runs in a
+thread while the Ingester parses in a process pool and commits batch by
+batch; the fetch state is written only after the batch it covers is
+committed, so an interrupted run resumes where it stopped and ends with the
+same store as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import imaplib
+import logging
+import os
+import queue
+import re
+import socket
+import ssl
+import subprocess
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import date
+
+import keyring
+import keyring.errors
+from imapclient import IMAPClient
+from imapclient.exceptions import CapabilityError, IMAPClientError
+
+from mailnet.config import DEFAULT_SENT_FOLDERS, Account
+from mailnet.errors import MailnetError
+from mailnet.ingest import ImportSummary, Ingester
+from mailnet.sources import Origin, RawMessage
+from mailnet.store import Store
+
+log = logging.getLogger(__name__)
+
+META_BATCH = 500  # UIDs per BODYSTRUCTURE request (bounds the command and the response)
+FETCH_BYTES = 8 << 20  # estimated bytes per content request
+TEXT_LIMIT = 2 << 20  # a text part larger than this is treated as an attachment
+QUEUE_SIZE = 2000  # fetched messages waiting for the parsers, at most
+RETRIES = 5  # reconnects after a dropped connection, waiting BACKOFF s, then twice as long, …
+BACKOFF = 0.5
+KEYRING_SERVICE = "mailnet"
+
+# Errors a dropped connection or a timeout raises; anything else is not retried.
+_TRANSIENT = (OSError, imaplib.IMAP4.abort, EOFError)
+
+
+class ImapError(MailnetError):
+    """The IMAP server refused something, or the conversation went wrong."""
+
+
+class ImapConnectError(ImapError):
+    """The server cannot be reached: unknown host, refused, timed out, dropped."""
+
+
+class ImapTLSError(ImapConnectError):
+    """The TLS handshake failed or the server's certificate is not trusted."""
+
+
+class ImapAuthError(ImapError):
+    """The credentials could not be obtained, or the server rejected them."""
+
+
+class FolderNotFound(ImapError):
+    """A configured folder or role does not exist on the server."""
+
+
+# --- credentials -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Credential:
+    """A password or an OAuth2 access token; never printed (repr hides it)."""
+
+    secret: str = field(repr=False)
+    oauth2: bool = False
+    origin: str = ""  # where it came from, to name in an error: "password_env FOO"
+
+
+def _run_secret_command(account: Account, key: str, command: str) -> str:
+    where = f"[accounts.{account.name}] {key}"
+    try:
+        done = subprocess.run(command, shell=True, capture_output=True, text=True, timeout=120,
+                              check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise ImapAuthError(f"{where} could not run: {type(exc).__name__}") from None
+    if done.returncode != 0:
+        # Its output is not shown: it may hold the secret.
+        raise ImapAuthError(f"{where} failed with exit code {done.returncode}; "
+                            "run the command yourself to see why")
+    lines = done.stdout.strip().splitlines()
+    if not lines:
+        raise ImapAuthError(f"{where} printed nothing; it must print the secret")
+    return lines[0].strip()
+
+
+def credential(account: Account) -> Credential:
+    """The account's secret, from the one place its config names."""
+    where = f"[accounts.{account.name}]"
+    if account.oauth2_token_command:
+        token = _run_secret_command(account, "oauth2_token_command", account.oauth2_token_command)
+        return Credential(token, oauth2=True, origin="oauth2_token_command")
+    if account.password_command:
+        return Credential(_run_secret_command(account, "password_command",
+                                              account.password_command),
+                          origin="password_command")
+    if account.password_env:
+        value = os.environ.get(account.password_env)
+        if not value:
+            raise ImapAuthError(f"{where} password_env: environment variable "
+                                f"{account.password_env} is not set")
+        return Credential(value, origin=f"password_env {account.password_env}")
+    try:
+        value = keyring.get_password(KEYRING_SERVICE, account.name)
+    except keyring.errors.KeyringError as exc:
+        raise ImapAuthError(f"{where} password_keyring: the system keyring failed "
+                            f"({type(exc).__name__})") from None
+    if not value:
+        raise ImapAuthError(f"{where} password_keyring: no password in the keyring; store it "
+                            f"with: keyring set {KEYRING_SERVICE} {account.name}")
+    return Credential(value, origin="the keyring")
+
+
+# --- connection --------------------------------------------------------------------------
+
+
+def _scrub(text: str, secret: str) -> str:
+    return text.replace(secret, "***") if secret else text
+
+
+def _tls_context(account: Account) -> ssl.SSLContext:
+    if account.ca_file is not None and not account.ca_file.is_file():
+        raise ImapTLSError(f"[accounts.{account.name}] ca_file {account.ca_file} does not exist")
+    return ssl.create_default_context(cafile=str(account.ca_file) if account.ca_file else None)
+
+
+def _open(account: Account) -> IMAPClient:
+    """A connected, TLS-protected (unless plain was configured) client, not yet logged in."""
+    where, addr = f"[accounts.{account.name}]", f"{account.host}:{account.port}"
+    context = None if account.tls == "plain" else _tls_context(account)
+    try:
+        client = IMAPClient(account.host, account.port, ssl=account.tls == "implicit",
+                            ssl_context=context, timeout=account.timeout)
+        # imapclient switches imaplib's debug output on, which formats every message
+        # literal into a log string (most of the fetch time) and would log a LOGIN
+        # line; there is no public switch, so turn it off on the imaplib object.
+        client._imap.debug = 0
+        if account.tls == "starttls":
+            client.starttls(context)
+    except socket.gaierror:
+        raise ImapConnectError(f"cannot resolve host {account.host!r}: check host in "
+                               f"{where}") from None
+    except ConnectionRefusedError:
+        raise ImapConnectError(f"connection to {addr} refused: check host, port and tls "
+                               f"in {where}") from None
+    except ssl.SSLCertVerificationError as exc:
+        raise ImapTLSError(f"the TLS certificate of {addr} is not trusted "
+                           f"({exc.verify_message}): if the server uses its own CA, set "
+                           f"ca_file in {where}") from None
+    except ssl.SSLError as exc:
+        raise ImapTLSError(f"TLS with {addr} failed ({exc.reason or exc}): check that tls "
+                           f"in {where} matches the port (implicit: 993, starttls: 143)"
+                           ) from None
+    except CapabilityError:
+        raise ImapTLSError(f"{addr} does not offer STARTTLS: use tls = \"implicit\" "
+                           f"(port 993) in {where}") from None
+    except TimeoutError:
+        raise ImapConnectError(f"connection to {addr} timed out: check host and port in "
+                               f"{where}") from None
+    except _TRANSIENT as exc:
+        raise ImapConnectError(f"cannot connect to {addr}: {exc}: check host, port and "
+                               f"tls in {where}") from None
+    return client
+
+
+def connect(account: Account, cred: Credential) -> IMAPClient:
+    """A logged-in client; every failure becomes an ImapError naming the fix."""
+    client = _open(account)
+    try:
+        if cred.oauth2:
+            client.oauth2_login(account.username, cred.secret)
+        else:
+            client.login(account.username, cred.secret)
+    except _TRANSIENT as exc:  # before IMAPClientError: imaplib's abort is one of those
+        _close(client)
+        raise ImapConnectError(f"{account.host} dropped the connection during login "
+                               f"({type(exc).__name__})") from None
+    except IMAPClientError as exc:
+        _close(client)
+        reason = _scrub(str(exc), cred.secret)
+        raise ImapAuthError(f"login as {account.username} on {account.host} failed ({reason}): "
+                            f"check the username and the secret from {cred.origin} in "
+                            f"[accounts.{account.name}]") from None
+    return client
+
+
+def _close(client: IMAPClient) -> None:
+    """Log out if the connection still works; a dead one is simply dropped."""
+    try:
+        client.logout()
+    except Exception:
+        try:
+            client.shutdown()
+        except Exception:  # already closed: nothing left to release
+            log.debug("connection already closed")
+
+
+# --- folders -----------------------------------------------------------------------------
+
+
+def resolve_folders(client: IMAPClient, account: Account,
+                    wanted: Iterable[str] | None = None) -> list[str]:
+    """Server folder names for the configured names and RFC 6154 roles (`\\Sent`).
+
+    A role finds a localised folder ("[Google Mail]/Gesendet"). Only a role
+    of the default list may be missing (a server without a Sent folder); a
+    folder asked for by name or explicitly by role must exist.
+    """
+    explicit = wanted is not None
+    wanted = tuple(wanted) if wanted is not None else account.folders
+    listing = [(tuple(f.lower() for f in flags), name)
+               for flags, _, name in client.list_folders()]
+    names = [name for flags, name in listing if b"\\noselect" not in flags]
+    found: list[str] = []
+    for want in wanted:
+        name = _find_folder(listing, names, want)
+        if name is None and want.startswith("\\") and not explicit and account.folders_are_default:
+            log.info("%s has no %s folder; skipped", account.name, want)
+            continue
+        if name is None:
+            what = f"folder with role {want}" if want.startswith("\\") else f"folder {want!r}"
+            raise FolderNotFound(f"no {what} on account {account.name}; folders there: "
+                                 f"{', '.join(sorted(names))}: fix folders in "
+                                 f"[accounts.{account.name}]")
+        if name not in found:
+            found.append(name)
+    return found
+
+
+def _find_folder(listing: list[tuple[tuple[bytes, ...], str]], names: list[str],
+                 want: str) -> str | None:
+    if want.lower() in ("\\inbox", "inbox"):
+        return next((n for n in names if n.upper() == "INBOX"), None)
+    if not want.startswith("\\"):
+        return want if want in names else None
+    flag = want.lower().encode()
+    by_role = [name for flags, name in listing if flag in flags and name in names]
+    if by_role:
+        return by_role[0]
+    if want == "\\Sent":  # a server without SPECIAL-USE: the usual names
+        lower = {n.casefold(): n for n in names}
+        return next((lower[s.casefold()] for s in DEFAULT_SENT_FOLDERS if s.casefold() in lower),
+                    None)
+    return None
+
+
+# --- FETCH responses and message structure ----------------------------------------------
+
+# imapclient's response parser reads a response byte by byte in Python: for the
+# BODYSTRUCTURE of 10,000 messages that costs more than the whole transfer. FETCH
+# replies are simple enough for one regular expression per line.
+_TOKEN = re.compile(
+    rb'[ \t]*(?:(\()|(\))|"((?:[^"\\]|\\.)*)"|([^\s()"\[]+(?:\[[^\]]*\](?:<\d+>)?)?))')
+_LITERAL = re.compile(rb"\{\d+\}\s*$")
+_ESCAPE = re.compile(rb"\\(.)")
+_OPEN, _CLOSE = object(), object()
+
+
+def _lex(text: bytes, out: list[object]) -> None:
+    for opened, closed, quoted, atom in _TOKEN.findall(text):
+        if opened:
+            out.append(_OPEN)
+        elif closed:
+            out.append(_CLOSE)
+        elif atom:
+            out.append(None if atom.upper() == b"NIL" else int(atom) if atom.isdigit() else atom)
+        else:  # a quoted string, maybe empty
+            out.append(_ESCAPE.sub(rb"\1", quoted) if b"\\" in quoted else quoted)
+
+
+def parse_fetch(data: list[bytes | tuple[bytes, bytes] | None]) -> dict[int, dict[bytes, object]]:
+    """imaplib's untagged FETCH data → {UID: {b"BODY[1]": b"…", b"BODYSTRUCTURE": [...]}}.
+
+    Lists become Python lists, NIL None, numbers int; responses without a UID
+    (unsolicited flag updates) are dropped.
+    """
+    tokens: list[object] = []
+    for item in data:
+        if isinstance(item, tuple):  # text ending in {size}, then the literal itself
+            _lex(_LITERAL.sub(b"", item[0]), tokens)
+            tokens.append(item[1])
+        elif item:
+            _lex(item, tokens)
+    stack: list[list[object]] = [[]]
+    for token in tokens:
+        if token is _OPEN:
+            stack.append([])
+        elif token is _CLOSE and len(stack) > 1:
+            done = stack.pop()
+            stack[-1].append(done)
+        else:
+            stack[-1].append(token)
+    out: dict[int, dict[bytes, object]] = {}
+    for items in stack[0]:  # "<seq> (<name> <value> ...)" per message
+        if isinstance(items, list):
+            fields = {k.upper(): v for k, v in zip(items[::2], items[1::2], strict=False)
+                      if isinstance(k, bytes)}
+            uid = fields.get(b"UID")
+            if isinstance(uid, int):
+                out[uid] = fields
+    return out
+
+
+def _params(value: object) -> dict[bytes, bytes]:
+    if not isinstance(value, list):
+        return {}
+    return {k.lower(): v for k, v in zip(value[::2], value[1::2], strict=False)
+            if isinstance(k, bytes) and isinstance(v, bytes)}
+
+
+@dataclass(frozen=True)
+class Part:
+    """One node of a BODYSTRUCTURE: a multipart with its children, or a single part."""
+
+    type: bytes  # b"multipart/alternative", b"text/plain"
+    params: dict[bytes, bytes]
+    children: tuple[Part, ...] = ()
+    size: int = 0
+    attachment: bool = False  # Content-Disposition attachment, or a file name
+
+    @classmethod
+    def from_structure(cls, node: list[object]) -> Part:
+        """From the nested lists of a parsed BODYSTRUCTURE (RFC 3501 section 7.4.2)."""
+        if node and isinstance(node[0], list):  # children first, then subtype, parameters
+            n = next((i for i, x in enumerate(node) if not isinstance(x, list)), len(node))
+            rest = node[n:]
+            subtype = rest[0] if rest and isinstance(rest[0], bytes) else b"mixed"
+            return cls(b"multipart/" + subtype.lower(), _params(rest[1] if len(rest) > 1 else None),
+                       tuple(cls.from_structure(child) for child in node[:n]))  # type: ignore[arg-type]
+        kind = b"/".join(x.lower() if isinstance(x, bytes) else b"" for x in node[:2])
+        params = _params(node[2] if len(node) > 2 else None)
+        # A text part's disposition follows its line count and MD5: index 9.
+        disposition = node[9] if kind.startswith(b"text/") and len(node) > 9 else None
+        disp_type, disp_params = b"", {}
+        if isinstance(disposition, list) and len(disposition) > 1:
+            disp_type, disp_params = disposition[0] or b"", _params(disposition[1])
+        attachment = ((isinstance(disp_type, bytes) and disp_type.lower() == b"attachment")
+                      or b"name" in params or b"filename" in disp_params)
+        size = node[6] if len(node) > 6 and isinstance(node[6], int) else 0
+        return cls(kind, params, (), size, attachment)
+
+    @property
+    def is_multipart(self) -> bool:
+        return self.type.startswith(b"multipart/")
+
+    @property
+    def is_text(self) -> bool:
+        """A body text part: text/plain or text/html, not an attachment, not huge."""
+        return (self.type in (b"text/plain", b"text/html") and not self.attachment
+                and self.size <= TEXT_LIMIT)
+
+
+def _leaves(part: Part, path: str = "") -> Iterator[tuple[str, Part]]:
+    if part.is_multipart:
+        for i, child in enumerate(part.children, 1):
+            yield from _leaves(child, f"{path}.{i}" if path else str(i))
+    else:
+        yield path or "1", part
+
+
+def _redundant_html(part: Part, path: str = "") -> Iterator[str]:
+    """HTML alternatives of a text/plain part: the parser reads the plain one only."""
+    children = [(f"{path}.{i}" if path else str(i), c) for i, c in enumerate(part.children, 1)]
+    if part.type == b"multipart/alternative" and any(
+        c.type == b"text/plain" and c.is_text for _, c in children
+    ):
+        yield from (p for p, c in children if c.type == b"text/html")
+    for child_path, child in children:
+        yield from _redundant_html(child, child_path)
+
+
+def _has_boundaries(part: Part) -> bool:
+    return not part.is_multipart or (
+        b"boundary" in part.params and all(_has_boundaries(c) for c in part.children))
+
+
+def text_sections(structure: Part) -> list[str] | None:
+    """Sections to fetch for a message's text, or None when the whole message is wanted.
+
+    None also for a structure that cannot be rebuilt (a multipart without a
+    boundary): then the whole message is fetched, which is always correct.
+    """
+    leaves = list(_leaves(structure))
+    skip = set(_redundant_html(structure))
+    texts = [path for path, leaf in leaves if leaf.is_text and path not in skip]
+    if len(texts) == len(leaves) or not _has_boundaries(structure):
+        return None
+    if not structure.is_multipart:
+        return []  # a lone attachment: the header is all there is to read
+    return [s for path in texts for s in (f"{path}.MIME", path)]
+
+
+def _entity(part: Part, path: str, parts: dict[str, bytes]) -> bytes | None:
+    """One MIME entity (headers + body) holding only the fetched text parts, or None."""
+    if not part.is_multipart:
+        return parts[f"{path}.MIME"] + parts[path] if path in parts else None
+    body = _multipart_body(part, path, parts)
+    if body is None:
+        return None
+    return (b"Content-Type: " + part.type + b'; boundary="' + part.params[b"boundary"]
+            + b'"\r\n\r\n' + body)
+
+
+def _multipart_body(part: Part, path: str, parts: dict[str, bytes]) -> bytes | None:
+    boundary = part.params[b"boundary"]
+    children = [_entity(child, f"{path}.{i}" if path else str(i), parts)
+                for i, child in enumerate(part.children, 1)]
+    kept = [c for c in children if c is not None]
+    if not kept:
+        return None
+    return b"".join(b"--" + boundary + b"\r\n" + c + b"\r\n" for c in kept) + (
+        b"--" + boundary + b"--\r\n")
+
+
+def rebuild(header: bytes, structure: Part, parts: dict[str, bytes]) -> bytes:
+    """The message as the parser needs it: its full header and only its text parts.
+
+    The original boundaries are kept, so the rebuilt message has the original
+    structure minus the parts that are not text.
+    """
+    if not structure.is_multipart:
+        return header
+    return header + (_multipart_body(structure, "", parts) or b"")
+
+
+# --- fetching ----------------------------------------------------------------------------
+
+
+def uid_ranges(uids: Iterable[int]) -> str:
+    """`[1, 2, 3, 7, 9, 10]` → `"1:3,7,9:10"`: a UID set whose length grows with gaps only."""
+    out: list[str] = []
+    start = prev = None
+    for uid in sorted(uids):
+        if prev is not None and uid == prev + 1:
+            prev = uid
+            continue
+        if start is not None:
+            out.append(f"{start}:{prev}" if prev != start else str(start))
+        start = prev = uid
+    if start is not None:
+        out.append(f"{start}:{prev}" if prev != start else str(start))
+    return ",".join(out)
+
+
+def _uid_fetch(client: IMAPClient, uids: Iterable[int], items: str,
+               ) -> dict[int, dict[bytes, object]]:
+    """UID FETCH over a range set.
+
+    imapclient's fetch() sends UID lists comma by comma and filters the reply
+    by that list, so ranges go through its imaplib object.
+    """
+    try:
+        typ, data = client._imap.uid("FETCH", uid_ranges(uids), items)
+    except imaplib.IMAP4.abort:
+        raise
+    except imaplib.IMAP4.error as exc:
+        raise ImapError(f"the server refused FETCH: {exc}") from None
+    if typ != "OK":
+        raise ImapError(f"the server refused FETCH: {data[0]!r}")
+    return parse_fetch(data)
+
+
+@dataclass
+class FolderProgress:
+    """One folder of a run: how many messages it has to fetch and how far it got."""
+
+    name: str
+    uidvalidity: int
+    uidnext: int
+    uids: list[int]
+    done: int = 0  # committed to the store
+    bytes: int = 0  # message data downloaded
+
+    @property
+    def total(self) -> int:
+        return len(self.uids)
+
+
+@dataclass
+class FetchSummary:
+    account: str
+    folders: list[FolderProgress]
+    imported: ImportSummary = field(default_factory=ImportSummary)
+    reconnects: int = 0
+    seconds: float = 0.0
+
+    @property
+    def bytes(self) -> int:
+        return sum(f.bytes for f in self.folders)
+
+    @property
+    def fetched(self) -> int:
+        return sum(f.done for f in self.folders)
+
+
+class _Connection:
+    """A logged-in client that can be opened again after a drop, with backoff."""
+
+    def __init__(self, account: Account, cred: Credential) -> None:
+        self.account = account
+        self.cred = cred
+        self.client = connect(account, cred)
+        self.reconnects = 0
+        self.failures = 0  # drops since the last message handed on
+
+    def examine(self, folder: FolderProgress) -> None:
+        info = self.client.select_folder(folder.name, readonly=True)
+        if info.get(b"UIDVALIDITY") != folder.uidvalidity:
+            raise ImapError(f"UIDVALIDITY of {folder.name} changed during the fetch; "
+                            "run mailnet fetch again to rescan it")
+
+    def reopen(self, folder: FolderProgress, cause: BaseException, progressed: bool) -> None:
+        """Connect again and re-open `folder`; give up after RETRIES drops without progress."""
+        _close(self.client)
+        if progressed:
+            self.failures = 0
+        while self.failures < RETRIES:
+            delay = BACKOFF * 2 ** self.failures
+            self.failures += 1
+            log.warning("connection to %s lost (%s); reconnecting in %.1f s",
+                        self.account.host, type(cause).__name__, delay)
+            time.sleep(delay)
+            try:
+                self.client = connect(self.account, self.cred)
+                self.examine(folder)
+            except ImapAuthError:
+                raise
+            except (ImapConnectError, *_TRANSIENT) as exc:
+                cause = exc
+                continue
+            self.reconnects += 1
+            return
+        raise ImapConnectError(f"lost the connection to {self.account.host} and could not "
+                               f"reconnect ({cause}); what was fetched is stored: run "
+                               "mailnet fetch again to resume")
+
+    def close(self) -> None:
+        _close(self.client)
+
+
+@dataclass(frozen=True)
+class _Wanted:
+    """What to fetch of one message: its whole text, or its header and text sections."""
+
+    uid: int
+    structure: Part | None
+    sections: tuple[str, ...]  # ("",): the whole message
+    size: int  # about how many bytes that is
+
+    @classmethod
+    def from_meta(cls, uid: int, meta: dict[bytes, object]) -> _Wanted:
+        body = meta.get(b"BODYSTRUCTURE")
+        structure = Part.from_structure(body) if isinstance(body, list) and body else None
+        sections = text_sections(structure) if structure is not None else None
+        if sections is None:
+            size = meta.get(b"RFC822.SIZE")
+            return cls(uid, structure, ("",), size if isinstance(size, int) else 0)
+        sizes = {path: leaf.size for path, leaf in _leaves(structure)}
+        return cls(uid, structure, ("HEADER", *sections),
+                   4096 + sum(sizes.get(s, 0) for s in sections))
+
+    def message(self, data: dict[bytes, object]) -> bytes | None:
+        """The message from its FETCH reply; None if the reply lacks it (expunged)."""
+        parts = {s: data.get(f"BODY[{s}]".encode()) for s in self.sections}
+        if not all(isinstance(p, bytes) for p in parts.values()):
+            return None
+        if self.sections == ("",) or self.structure is None:
+            return parts[""]  # type: ignore[return-value]
+        return rebuild(parts.pop("HEADER"), self.structure, parts)  # type: ignore[arg-type]
+
+
+def _runs(wanted: list[_Wanted]) -> Iterator[list[_Wanted]]:
+    """Consecutive runs of about FETCH_BYTES (at least one message each)."""
+    run: list[_Wanted] = []
+    size = 0
+    for w in wanted:
+        if run and size + w.size > FETCH_BYTES:
+            yield run
+            run, size = [], 0
+        run.append(w)
+        size += w.size
+    if run:
+        yield run
+
+
+def _fetch_messages(client: IMAPClient, folder: FolderProgress, account: str,
+                    uids: list[int], gmail: bool, seen_gm: set[int]) -> Iterator[RawMessage]:
+    """The messages of `uids` (one BODYSTRUCTURE request's worth), in UID order.
+
+    Each run is fetched with one request per distinct set of sections and handed
+    on in UID order, so a committed UID means all lower ones are committed.
+    """
+    items = "(UID RFC822.SIZE BODYSTRUCTURE" + (" X-GM-MSGID)" if gmail else ")")
+    meta = _uid_fetch(client, uids, items)
+    wanted: list[_Wanted] = []
+    for uid in uids:
+        if uid not in meta:
+            continue  # expunged since the search
+        gm_id = meta[uid].get(b"X-GM-MSGID")
+        if gm_id is not None:
+            if gm_id in seen_gm:
+                continue  # the same Gmail message under another label
+            seen_gm.add(gm_id)  # type: ignore[arg-type]
+        wanted.append(_Wanted.from_meta(uid, meta[uid]))
+    for run in _runs(wanted):
+        groups: dict[tuple[str, ...], dict[int, _Wanted]] = {}
+        for w in run:
+            groups.setdefault(w.sections, {})[w.uid] = w
+        fetched: dict[int, bytes] = {}
+        for sections, group in groups.items():
+            request = "(" + " ".join(f"BODY.PEEK[{s}]" for s in sections) + ")"
+            for uid, data in _uid_fetch(client, group, request).items():
+                message = group[uid].message(data) if uid in group else None
+                if message is not None:
+                    fetched[uid] = message
+                    folder.bytes += sum(len(v) for k, v in data.items()
+                                        if k.startswith(b"BODY[") and isinstance(v, bytes))
+        for w in run:
+            if w.uid in fetched:
+                yield RawMessage(fetched[w.uid], Origin(account, folder.name,
+                                                        f"{folder.uidvalidity}:{w.uid}"))
+
+
+def _fetch_folder(conn: _Connection, folder: FolderProgress, stop: threading.Event,
+                  seen_gm: set[int]) -> Iterator[RawMessage]:
+    """All messages of a planned folder, resuming after a dropped connection."""
+    if not folder.uids:
+        return
+    gmail = conn.client.has_capability("X-GM-EXT-1")
+    conn.examine(folder)
+    last = 0  # highest UID handed on
+    while not stop.is_set():
+        todo = [u for u in folder.uids if u > last][:META_BATCH]
+        if not todo:
+            return
+        before = last
+        try:
+            for raw in _fetch_messages(conn.client, folder, conn.account.name, todo, gmail,
+                                       seen_gm):
+                yield raw
+                last = int(raw.origin.position.rsplit(":", 1)[1])
+            last = max(last, todo[-1])
+        except _TRANSIENT as exc:
+            conn.reopen(folder, exc, progressed=last > before)
+
+
+def plan(conn: _Connection, store: Store, folders: list[str],
+         since: date | None) -> list[FolderProgress]:
+    """Per folder, the UIDs to fetch: none when STATUS shows nothing new since the last run."""
+    plans = []
+    for name in folders:
+        status = conn.client.folder_status(name, [b"UIDNEXT", b"UIDVALIDITY"])
+        uidvalidity, uidnext = status[b"UIDVALIDITY"], status[b"UIDNEXT"]
+        state = store.imap_state(conn.account.name, name)
+        start = state[1] + 1 if state and state[0] == uidvalidity else 1
+        if state and state[0] != uidvalidity:
+            log.warning("%s: UIDVALIDITY changed; rescanning (nothing is stored twice)", name)
+        folder = FolderProgress(name, uidvalidity, uidnext, [])
+        if start < uidnext:
+            conn.client.select_folder(name, readonly=True)
+            criteria: list[object] = ["UID", f"{start}:*"]
+            if since is not None:
+                criteria += ["SINCE", since]
+            # "n:*" always matches the last message, even below n.
+            folder.uids = sorted(u for u in conn.client.search(criteria) if u >= start)
+        plans.append(folder)
+    return plans
+
+
+class _Producer(threading.Thread):
+    """Fetches in a thread so the download overlaps parsing; a bounded queue holds it back."""
+
+    _END = object()
+
+    def __init__(self, conn: _Connection, folders: list[FolderProgress]) -> None:
+        super().__init__(name="mailnet-imap-fetch", daemon=True)
+        self.conn = conn
+        self.folders = folders
+        self.queue: queue.Queue[object] = queue.Queue(QUEUE_SIZE)
+        self.stop = threading.Event()
+        self.error: BaseException | None = None
+        self.completed: list[FolderProgress] = []
+
+    def run(self) -> None:
+        seen_gm: set[int] = set()
+        try:
+            for folder in self.folders:
+                for raw in _fetch_folder(self.conn, folder, self.stop, seen_gm):
+                    self._put(raw)
+                if not self.stop.is_set():
+                    self.completed.append(folder)
+        except BaseException as exc:  # handed to the main thread, raised there
+            self.error = exc
+        self._put(self._END)
+
+    def _put(self, item: object) -> None:
+        while not self.stop.is_set():
+            try:
+                self.queue.put(item, timeout=0.2)
+                return
+            except queue.Full:
+                continue
+
+    def messages(self, handed: deque[Origin]) -> Iterator[RawMessage]:
+        """The fetched messages; each one's origin is noted in `handed`, in order."""
+        while not self.stop.is_set():
+            try:
+                item = self.queue.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            if item is self._END:
+                return
+            assert isinstance(item, RawMessage)
+            handed.append(item.origin)
+            yield item
+
+
+def fetch_account(store: Store, account: Account, *, folders: Iterable[str] | None = None,
+                  since: date | None = None, workers: int = 0,
+                  on_progress: Callable[[list[FolderProgress]], None] | None = None,
+                  ) -> FetchSummary:
+    """Fetch the account's new mail into `store`.
+
+    `folders` (names or roles) replaces the configured ones; `since` fetches
+    only messages dated from that day on, and then leaves the incremental
+    state alone, so a later full run still fetches the older ones.
+    `on_progress` hears once the plan is known and after each committed batch.
+    """
+    started = time.perf_counter()
+    conn = _Connection(account, credential(account))
+    try:
+        plans = plan(conn, store, resolve_folders(conn.client, account, folders), since)
+        summary = FetchSummary(account.name, plans)
+        if on_progress:
+            on_progress(plans)
+        if any(f.total for f in plans):
+            summary.imported = _ingest(store, conn, plans, workers, since is None, on_progress)
+        elif since is None:
+            _save_state(store, account.name, plans)
+        summary.reconnects = conn.reconnects
+    except _TRANSIENT as exc:
+        raise ImapConnectError(f"lost the connection to {account.host} ({exc}); what was "
+                               "fetched is stored: run mailnet fetch again to resume") from None
+    except IMAPClientError as exc:
+        raise ImapError(f"{account.host} refused a command: {exc}") from None
+    finally:
+        conn.close()
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def _save_state(store: Store, account: str, folders: Iterable[FolderProgress]) -> None:
+    """A completely fetched folder is stored up to UIDNEXT - 1 (a later expunge changes nothing)."""
+    for f in folders:
+        if f.uidnext > 1 and store.imap_state(account, f.name) != (f.uidvalidity, f.uidnext - 1):
+            store.set_imap_state(account, f.name, f.uidvalidity, f.uidnext - 1)
+
+
+def _ingest(store: Store, conn: _Connection, plans: list[FolderProgress], workers: int,
+            track: bool, on_progress: Callable[[list[FolderProgress]], None] | None,
+            ) -> ImportSummary:
+    by_name = {f.name: f for f in plans}
+    handed: deque[Origin] = deque()
+    producer = _Producer(conn, plans)
+
+    def committed(part: ImportSummary) -> None:
+        highest: dict[str, int] = {}
+        for _ in range(part.messages):
+            origin = handed.popleft()
+            by_name[origin.folder].done += 1
+            highest[origin.folder] = int(origin.position.rsplit(":", 1)[1])
+        if track:
+            for name, uid in highest.items():
+                store.set_imap_state(conn.account.name, name, by_name[name].uidvalidity, uid)
+        if on_progress:
+            on_progress(plans)
+
+    ingester = Ingester(store, workers)
+    producer.start()
+    try:
+        summary = ingester.add(producer.messages(handed), on_batch=committed)
+    finally:
+        # Stop first: closing the pool waits for its feeder thread, which reads our queue.
+        producer.stop.set()
+        if producer.is_alive():
+            conn.client.shutdown()  # unblocks a read that would wait for the timeout
+        ingester.close()
+        producer.join(timeout=5)
+    if producer.error is not None:
+        raise producer.error
+    if track:
+        _save_state(store, conn.account.name, producer.completed)
+    return summary
+
+
+def summary_line(summary: FetchSummary) -> str:
+    per_folder = ", ".join(f"{f.name} {f.done:,}" for f in summary.folders)
+    imp = summary.imported
+    return (f"{summary.account}: fetched {summary.fetched:,} new messages ({per_folder}), "
+            f"{summary.bytes / 1e6:,.1f} MB in {summary.seconds:.1f} s; imported "
+            f"{imp.imported:,}, duplicates {imp.duplicates:,}, errors {imp.errors:,}"
+            + (f"; reconnected {summary.reconnects}×" if summary.reconnects else ""))

@@ -1,0 +1,189 @@
+"""A real Dovecot IMAP server for tests: own config, own maildir, own port, own pid.
+
+Nothing here touches the system's Dovecot: the server runs from a config and
+a mail directory generated under a temporary directory, listens on 127.0.0.1
+only, and is stopped through the pid of the process this module started.
+"""
+
+from __future__ import annotations
+
+import grp
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+DOVECOT = shutil.which("dovecot") or (
+    "/usr/sbin/dovecot" if Path("/usr/sbin/dovecot").exists() else None
+)
+USER = "alice"
+PASSWORD = "s3cret-Passw0rd"  # a test account on a throwaway server
+
+_CONFIG = """\
+base_dir = {root}/run
+state_dir = {root}/state
+log_path = {root}/dovecot.log
+instance_name = mailnet-test-{imap_port}
+protocols = imap
+listen = 127.0.0.1
+ssl = yes
+ssl_cert = <{root}/server.pem
+ssl_key = <{root}/server.key
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+default_internal_user = {internal_user}
+default_internal_group = {internal_group}
+default_login_user = {login_user}
+first_valid_uid = 0
+first_valid_gid = 0
+mail_location = maildir:{root}/mail/%u
+passdb {{
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%u {root}/passwd
+}}
+userdb {{
+  driver = static
+  args = uid={uid} gid={gid} home={root}/mail/%u
+}}
+namespace inbox {{
+  inbox = yes
+  separator = /
+  mailbox Sent {{
+    special_use = \\Sent
+  }}
+  mailbox Drafts {{
+    special_use = \\Drafts
+  }}
+  mailbox Trash {{
+    special_use = \\Trash
+  }}
+  mailbox Junk {{
+    special_use = \\Junk
+  }}
+}}
+service imap-login {{
+  inet_listener imap {{
+    address = 127.0.0.1
+    port = {imap_port}
+  }}
+  inet_listener imaps {{
+    address = 127.0.0.1
+    port = {imaps_port}
+    ssl = yes
+  }}
+}}
+service imap-login {{
+  chroot =
+}}
+service anvil {{
+  chroot =
+}}
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def make_certificate(directory: Path) -> None:
+    """A self-signed certificate for localhost / 127.0.0.1 (its own CA)."""
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+         "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+         "-keyout", str(directory / "server.key"), "-out", str(directory / "server.pem")],
+        check=True, capture_output=True,
+    )
+
+
+def _service_users() -> dict[str, str]:
+    """Dovecot refuses to run its login and internal processes as root: use its own users then."""
+    if os.getuid() == 0:
+        return {"internal_user": "dovecot", "internal_group": "dovecot", "login_user": "dovenull"}
+    me, group = pwd.getpwuid(os.getuid()).pw_name, grp.getgrgid(os.getgid()).gr_name
+    return {"internal_user": me, "internal_group": group, "login_user": me}
+
+
+class Dovecot:
+    """One running server with one user; `maildir(folder)` is where its mail lives."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.imap_port = free_port()
+        self.imaps_port = free_port()
+        self.ca_file = root / "server.pem"
+        self.process: subprocess.Popen[bytes] | None = None
+        # Mail is never accessed as root: as root, the mail files belong to "nobody".
+        owner = pwd.getpwnam("nobody") if os.getuid() == 0 else pwd.getpwuid(os.getuid())
+        self.mail_uid, self.mail_gid = owner.pw_uid, owner.pw_gid
+
+    def start(self) -> Dovecot:
+        for sub in ("run", "state", "mail"):
+            (self.root / sub).mkdir(parents=True, exist_ok=True)
+        make_certificate(self.root)
+        (self.root / "passwd").write_text(f"{USER}:{{PLAIN}}{PASSWORD}\n")
+        (self.root / "dovecot.conf").write_text(_CONFIG.format(
+            root=self.root, imap_port=self.imap_port, imaps_port=self.imaps_port,
+            uid=self.mail_uid, gid=self.mail_gid, **_service_users(),
+        ))
+        for folder in ("INBOX", "Sent", "Drafts", "Trash", "Junk"):
+            self.maildir(folder)
+        self.process = subprocess.Popen(
+            [DOVECOT, "-F", "-c", str(self.root / "dovecot.conf")],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and self.process.poll() is None:
+            try:
+                with socket.create_connection(("127.0.0.1", self.imap_port), timeout=1) as s:
+                    if s.recv(100).startswith(b"* OK"):
+                        return self
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"dovecot did not start:\n{self.log()}")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+    def log(self) -> str:
+        path = self.root / "dovecot.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def maildir(self, folder: str) -> Path:
+        """The Maildir++ directory of `folder` (created if missing)."""
+        base = self.root / "mail" / USER
+        path = base if folder == "INBOX" else base / ("." + folder.replace("/", "."))
+        if not (path / "tmp").is_dir():
+            for sub in ("cur", "new", "tmp"):
+                (path / sub).mkdir(parents=True, exist_ok=True)
+            for made in (base, path, path / "cur", path / "new", path / "tmp"):
+                self._own(made)
+        return path
+
+    def _own(self, path: Path) -> None:
+        if os.getuid() == 0:
+            os.chown(path, self.mail_uid, self.mail_gid)
+
+    def deliver(self, folder: str, message: bytes, *, flags: str = "", name: str = "") -> None:
+        """Put a message straight into the folder's maildir, with maildir flags (e.g. "S")."""
+        self._counter = getattr(self, "_counter", 0) + 1
+        name = name or f"{time.time_ns()}.M{self._counter}P{os.getpid()}.mailnet-test"
+        path = self.maildir(folder) / "cur" / f"{name}:2,{flags}"
+        path.write_bytes(message)
+        self._own(path)
+
+    def remove_folder(self, folder: str) -> None:
+        """Delete a folder's files and Dovecot's index, so it comes back with a new UIDVALIDITY."""
+        shutil.rmtree(self.maildir(folder))
