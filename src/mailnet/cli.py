@@ -1,4 +1,8 @@
-"""The `mailnet` command: parses arguments, calls the library, prints the result."""
+"""The `mailnet` command: parses arguments, calls the library, prints the result.
+
+The pandas-based stages (contacts, report, demo) are imported inside their
+commands: `mailnet fetch` with nothing new should answer in well under a second.
+"""
 
 from __future__ import annotations
 
@@ -25,18 +29,17 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from mailnet import __version__, demo
+from mailnet import __version__
 from mailnet.config import Config, ConfigError, default_config_path, load_config
-from mailnet.contacts import contact_summary, exchanges
 from mailnet.errors import MailnetError
 from mailnet.imap import FolderProgress, fetch_account
 from mailnet.imap import summary_line as fetch_summary_line
 from mailnet.ingest import ImportSummary, import_sources, summary_line
-from mailnet.output import FORMATS, emit
 from mailnet.sources import Source, open_sources
 from mailnet.store import Store
 
 _PIPE_WIDTH = 120
+FORMATS = ("table", "csv", "json")
 
 
 @dataclass
@@ -183,6 +186,8 @@ def contacts(obj: Context, fmt: str, limit: int | None, all_kinds: bool) -> None
     """Who you exchange mail with: messages from them / to them, first and last date."""
     config = obj.config()
     with Store(config.db_path) as store:
+        from mailnet.contacts import contact_summary, exchanges
+
         table = contact_summary(exchanges(store, config))
     if not all_kinds:
         table = table[table["kind"] == "person"]
@@ -192,6 +197,8 @@ def contacts(obj: Context, fmt: str, limit: int | None, all_kinds: bool) -> None
         obj.err.print("No contacts yet: import some mail, and set [identity] addresses "
                       "in the config if none of it is in a Sent folder.")
         return
+    from mailnet.output import emit
+
     emit(table, fmt, obj.out, title="Contacts")
 
 
@@ -202,4 +209,6 @@ def contacts(obj: Context, fmt: str, limit: int | None, all_kinds: bool) -> None
 @friendly_errors
 def demo_cmd(obj: Context, keep: Path | None) -> None:
     """Run the whole job on the sample mailbox that ships with mailnet."""
+    from mailnet import demo
+
     demo.run(obj.out, obj.err, keep)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -58,6 +59,11 @@ def _parse_safely(raw: RawMessage) -> ParsedMessage | tuple[Origin, str]:
         return raw.origin, f"unexpected {type(exc).__name__}: {exc}"
 
 
+def _ignore_interrupts() -> None:
+    """Ctrl-C is the main process's to handle: it stops the pool and keeps what is committed."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def _batches(items: Iterable[RawMessage], size: int) -> Iterator[list[RawMessage]]:
     it = iter(items)
     while batch := list(islice(it, size)):
@@ -75,7 +81,8 @@ class Ingester:
         if self.workers > 1:
             # fork starts workers in milliseconds; they only ever run _parse_safely.
             method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-            self._pool = multiprocessing.get_context(method).Pool(self.workers)
+            self._pool = multiprocessing.get_context(method).Pool(
+                self.workers, initializer=_ignore_interrupts)
 
     def __enter__(self) -> Ingester:
         return self

@@ -10,7 +10,6 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
-FORMATS = ("table", "csv", "json")
 _KEEP_WIDTH = 10
 
 
@@ -65,7 +64,7 @@ def _cell(value: Any) -> str:
 
 
 def emit(frame: pd.DataFrame, fmt: str, console: Console, title: str | None = None) -> None:
-    """Write `frame` to the console in one of :data:`FORMATS`."""
+    """Write `frame` to the console as a table, CSV or JSON (`fmt`)."""
     if fmt == "csv":
         console.file.write(to_csv(frame))
     elif fmt == "json":
