@@ -204,9 +204,9 @@ def build_ledger(store: Store, config: Config, window: Window | None = None,
 
     events["reply_date"] = _replies(events, msgs_in)
     events["replied"] = events["reply_date"].notna()
-    # A bare thanks calls for no answer, and a message too recent may still get one.
-    events["expects"] = ~(events["thanks"] & ~events["request"] & ~events["offer"]
-                          & ~events["sales"]) \
+    # A request or a new thread calls for an answer (a pitch does not); an answer, a
+    # thanks, or a message too recent to have had its reply yet, does not.
+    events["expects"] = (events["request"] | events["parent_id"].isna()) & ~events["sales"] \
         & (events["date"] <= end - pd.Timedelta(days=settings.reply_grace_days))
     table = _aggregate(events, msgs_in, ex.list_addresses, end)
     flags = _flags(store, table, events, msgs_in, settings, end)
