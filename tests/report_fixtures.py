@@ -23,7 +23,8 @@ SAMPLE = ROOT / "src" / "mailnet" / "data" / "sample"
 
 def make_sample() -> ModuleType:
     """scripts/make_sample.py as a module (it is a script, not part of the package)."""
-    spec = importlib.util.spec_from_file_location("make_sample", ROOT / "scripts" / "make_sample.py")
+    path = ROOT / "scripts" / "make_sample.py"
+    spec = importlib.util.spec_from_file_location("make_sample", path)
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
     sys.modules["make_sample"] = module  # dataclasses look their module up there

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from dataclasses import dataclass, replace
@@ -20,12 +21,13 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from mailnet import __version__, demo
-from mailnet.config import Config, load_config
+from mailnet import __version__, demo, report
+from mailnet.config import PATTERNS, Config, load_config
 from mailnet.contacts import contact_summary, exchanges
 from mailnet.errors import MailnetError
 from mailnet.ingest import ImportSummary, import_sources, summary_line
-from mailnet.output import FORMATS, emit
+from mailnet.ledger import Ledger, Window, build_ledger, contact_key, prune_candidates, select
+from mailnet.output import FORMATS, emit, to_csv
 from mailnet.sources import Source, open_sources
 from mailnet.store import Store
 
@@ -132,6 +134,104 @@ def contacts(obj: Context, fmt: str, limit: int | None, all_kinds: bool) -> None
                       "in the config if none of it is in a Sent folder.")
         return
     emit(table, fmt, obj.out, title="Contacts")
+
+
+def window_options(func: Any) -> Any:
+    """--since / --until / --as-of, shared by the commands that read the ledger."""
+    day = click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"])
+    for option in reversed([
+        click.option("--since", type=day, help="Count mail from this date (YYYY-MM-DD)."),
+        click.option("--until", type=day, help="Count mail before this date (default: --as-of)."),
+        click.option("--as-of", "as_of", type=day,
+                     help="The day silences and pending replies are measured at (default: now)."),
+    ]):
+        func = option(func)
+    return func
+
+
+def _window(since: Any, until: Any, as_of: Any) -> Window:
+    return Window(since, until, as_of) if as_of else Window(since, until)
+
+
+def _ledger(obj: Context, window: Window) -> Ledger:
+    config = obj.config()
+    with Store(config.db_path) as store:
+        return build_ledger(store, config, window)
+
+
+def write_output(text: str, output: Path | None, out: Console) -> None:
+    """Print `text`, or write it to `output` (an unwritable path is one clear error)."""
+    if output is None:
+        out.file.write(text)
+        return
+    try:
+        output.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise MailnetError(f"cannot write {output}: {exc.strerror or exc}") from None
+    out.print(f"wrote {output}", highlight=False)
+
+
+@main.command("report")
+@window_options
+@click.option("--pattern", "patterns", multiple=True, type=click.Choice(PATTERNS),
+              help="Only contacts with this pattern (repeatable).")
+@click.option("--contact", help="Only contacts whose address or name contains this.")
+@click.option("--min-messages", type=int, default=None,
+              help="Only contacts with at least N messages (default: [patterns] min_messages).")
+@click.option("--limit", type=int, default=None, help="Show only the first N contacts.")
+@click.option("--kind", "kinds", multiple=True, type=click.Choice(["person", "bulk", "list"]),
+              default=("person", "bulk"), show_default=True, help="Kinds of contact to show.")
+@click.option("--format", "fmt", type=click.Choice(report.FORMATS), default="table",
+              show_default=True)
+@click.option("--output", type=click.Path(path_type=Path), help="Write to this file.")
+@click.pass_obj
+@friendly_errors
+def report_cmd(obj: Context, since: Any, until: Any, as_of: Any, patterns: tuple[str, ...],
+               contact: str | None, min_messages: int | None, limit: int | None,
+               kinds: tuple[str, ...], fmt: str, output: Path | None) -> None:
+    """Who gives and who only takes, most taking first, with the patterns they show."""
+    if fmt == "html" and output is None:
+        raise MailnetError("--format html needs --output FILE.html")
+    ledger = _ledger(obj, _window(since, until, as_of))
+    rows = select(ledger, patterns=patterns, contact=contact, kinds=kinds,
+                  min_messages=min_messages, limit=limit)
+    if fmt == "table":
+        if rows.empty:
+            obj.err.print("No contact matches: try --min-messages 1, or fewer --pattern.")
+            return
+        obj.out.print(report.terminal_table(ledger, rows))
+        return
+    write_output(report.render_text(ledger, rows, fmt), output, obj.out)
+
+
+@main.command("contact")
+@click.argument("address")
+@window_options
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
+              show_default=True)
+@click.pass_obj
+@friendly_errors
+def contact_cmd(obj: Context, address: str, since: Any, until: Any, as_of: Any,
+                fmt: str) -> None:
+    """One contact's ledger, flags with their evidence, and the timeline of asks and gives."""
+    ledger = _ledger(obj, _window(since, until, as_of))
+    key = contact_key(ledger, address, obj.config())
+    if fmt == "json":
+        obj.out.file.write(json.dumps(report.contact_record(ledger, key), ensure_ascii=False,
+                                      indent=2) + "\n")
+    else:
+        obj.out.print(report.contact_view(ledger, key))
+
+
+@main.command("prune")
+@window_options
+@click.option("--output", type=click.Path(path_type=Path), help="Write the CSV to this file.")
+@click.pass_obj
+@friendly_errors
+def prune_cmd(obj: Context, since: Any, until: Any, as_of: Any, output: Path | None) -> None:
+    """Export as CSV the contacts you may want to let go ([patterns] prune), with reasons."""
+    ledger = _ledger(obj, _window(since, until, as_of))
+    write_output(to_csv(report.flat(ledger, prune_candidates(ledger))), output, obj.out)
 
 
 @main.command("demo")

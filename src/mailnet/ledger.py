@@ -391,8 +391,11 @@ def _snippets(store: Store, ids: list[int]) -> dict[int, str]:
     return {i: _shorten(text) for i, text in rows}
 
 
+_GREETING = re.compile(r"^\s*(hi|hello|hey|dear)\b[^,\n]{0,40},\s*", re.IGNORECASE)
+
+
 def _shorten(text: str) -> str:
-    line = re.sub(r"\s+", " ", text).strip()
+    line = re.sub(r"\s+", " ", _GREETING.sub("", text)).strip()
     return line if len(line) <= _SNIPPET else line[:_SNIPPET - 1].rstrip() + "…"
 
 
@@ -402,3 +405,29 @@ def contact_key(ledger: Ledger, address: str, config: Config) -> str:
     if key not in ledger.table.index:
         raise ReportError(f"no mail exchanged with {address} from {ledger.window.describe()}")
     return key
+
+
+def select(ledger: Ledger, *, patterns: tuple[str, ...] = (), contact: str | None = None,
+           kinds: tuple[str, ...] = ("person", "bulk"), min_messages: int | None = None,
+           limit: int | None = None) -> pd.DataFrame:
+    """The ledger rows a report shows: of these kinds, busy enough, with any of `patterns`."""
+    t = ledger.table
+    floor = ledger.settings.min_messages if min_messages is None else min_messages
+    keep = t["kind"].isin(kinds) & (t["from_them"] + t["to_them"] >= floor)
+    if patterns:
+        wanted = set(patterns)
+        keep &= [bool(wanted & set(f.split())) for f in t["flags"]]
+    if contact:
+        needle = contact.casefold()
+        keep &= t.index.str.contains(needle, regex=False) | t["name"].str.casefold().str.contains(
+            needle, regex=False)
+    rows = t[keep]
+    return rows.head(limit) if limit is not None else rows
+
+
+def prune_candidates(ledger: Ledger) -> pd.DataFrame:
+    """Contacts showing a pattern listed in `[patterns] prune`, allies excepted."""
+    prune = set(ledger.settings.prune)
+    t = ledger.table
+    keep = [bool(prune & set(f.split())) and "ally" not in f.split() for f in t["flags"]]
+    return t[keep]
