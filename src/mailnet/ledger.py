@@ -253,7 +253,8 @@ def _aggregate(events: pd.DataFrame, msgs: pd.DataFrame, list_addresses: frozens
                                                                     strict=True)]
     # They take (ask, receive help) minus they give (offer, receive my asks).
     t["imbalance"] = (t["their_requests"] + t["my_offers"]) - (t["their_offers"] + t["my_requests"])
-    return t
+    return t.round({"their_reply_rate": 3, "my_reply_rate": 3, "their_reply_days": 2,
+                    "my_reply_days": 2, "typical_gap_days": 1, "silence_days": 1})
 
 
 def _flags(store: Store, t: pd.DataFrame, events: pd.DataFrame, msgs: pd.DataFrame,
