@@ -18,7 +18,7 @@ import mailbox
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from email.message import EmailMessage
-from email.utils import format_datetime
+from email.utils import format_datetime, parsedate_to_datetime
 from pathlib import Path
 
 OUT = Path(__file__).resolve().parent.parent / "src" / "mailnet" / "data" / "sample"
@@ -391,17 +391,21 @@ def message_tags() -> dict[str, tuple[str, ...]]:
     return {f"{m.key}@sample.mailnet.example": m.tags for m in MAILS}
 
 
-def main() -> None:
-    OUT.mkdir(parents=True, exist_ok=True)
+def write(out: Path = OUT) -> None:
+    """Write INBOX.mbox and Sent.mbox into `out`, byte for byte the same on every run."""
+    out.mkdir(parents=True, exist_ok=True)
     for folder, messages in build(MAILS).items():
-        path = OUT / f"{folder}.mbox"
+        path = out / f"{folder}.mbox"
         path.unlink(missing_ok=True)
         box = mailbox.mbox(path)
         for msg in messages:
-            box.add(msg)
+            entry = mailbox.mboxMessage(msg)
+            # The envelope date is the message's own, so the output is the same on every run.
+            entry.set_from("MAILER-DAEMON", parsedate_to_datetime(msg["Date"]).timetuple())
+            box.add(entry)
         box.close()
         print(f"{path}: {len(messages)} messages")
 
 
 if __name__ == "__main__":
-    main()
+    write()

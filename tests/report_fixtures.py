@@ -32,13 +32,12 @@ def make_sample() -> ModuleType:
     return module
 
 
-def tag_by_hand(db: Path, tags: dict[str, tuple[str, ...]]) -> int:
+def tag_by_hand(store: Store, tags: dict[str, tuple[str, ...]]) -> int:
     """Tag every stored message whose Message-ID is in `tags`; returns how many."""
-    with Store(db) as store:
-        rows = [(rowid, {t: float(t in tags[mid]) for t in TAGS}, list(tags[mid]))
-                for rowid, mid in store.db.execute("SELECT id, message_id FROM messages")
-                if mid in tags]
-        store.set_tags(rows, "hand")
+    rows = [(rowid, {t: float(t in tags[mid]) for t in TAGS}, list(tags[mid]))
+            for rowid, mid in store.db.execute("SELECT id, message_id FROM messages")
+            if mid in tags]
+    store.set_tags(rows, "hand")
     return len(rows)
 
 
@@ -46,5 +45,6 @@ def sample_store(db: Path) -> Path:
     """Import the sample mailbox through the real CLI and tag it by hand."""
     result = CliRunner().invoke(main, ["--db", str(db), "import", "--workers", "1", str(SAMPLE)])
     assert result.exit_code == 0, result.output
-    assert tag_by_hand(db, make_sample().message_tags()) > 200
+    with Store(db) as store:
+        assert tag_by_hand(store, make_sample().message_tags()) > 200
     return db

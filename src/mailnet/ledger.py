@@ -417,7 +417,7 @@ def select(ledger: Ledger, *, patterns: tuple[str, ...] = (), contact: str | Non
     keep = t["kind"].isin(kinds) & (t["from_them"] + t["to_them"] >= floor)
     if patterns:
         wanted = set(patterns)
-        keep &= [bool(wanted & set(f.split())) for f in t["flags"]]
+        keep &= t["flags"].map(lambda f: bool(wanted & set(f.split()))).astype(bool)
     if contact:
         needle = contact.casefold()
         keep &= t.index.str.contains(needle, regex=False) | t["name"].str.casefold().str.contains(
@@ -430,5 +430,5 @@ def prune_candidates(ledger: Ledger) -> pd.DataFrame:
     """Contacts showing a pattern listed in `[patterns] prune`, allies excepted."""
     prune = set(ledger.settings.prune)
     t = ledger.table
-    keep = [bool(prune & set(f.split())) and "ally" not in f.split() for f in t["flags"]]
-    return t[keep]
+    keep = t["flags"].map(lambda f: bool(prune & set(f.split())) and "ally" not in f.split())
+    return t[keep.astype(bool)]
