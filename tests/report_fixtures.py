@@ -20,6 +20,19 @@ from mailnet.store import TAGS, Store
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "src" / "mailnet" / "data" / "sample"
 
+# Who the sample was written to show each pattern (scripts/make_sample.py, PEOPLE).
+EXPECTED = {
+    "only_asks": ["jordan@pike-ventures.example"],
+    "gives_more": ["priya@nair-data.example"],
+    "never_thanks": ["victor@halecorp.example"],
+    "vanishes": ["chris.dunn@fastmail.example", "hana.kim@uni-sdr.example"],
+    "only_sales": ["brad@leadsurge.example", "noreply@growthhub.example"],
+    "ignores_you": ["elena.marsh@bigco.example"],
+    "surfaces_in_need": ["tom@becker.example"],
+    "lost_touch": ["ines@duarte.example"],
+    "ally": ["dana.okafor@lumen.example", "kofi@mensah.example", "maria@santos.example"],
+}
+
 
 def make_sample() -> ModuleType:
     """scripts/make_sample.py as a module (it is a script, not part of the package)."""

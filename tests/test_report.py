@@ -14,23 +14,9 @@ from mailnet import demo
 from mailnet.cli import main
 from mailnet.config import PATTERNS
 from mailnet.ledger import COLUMNS, LABELS, NEGATIVE
-from report_fixtures import SAMPLE, make_sample, sample_store, tag_by_hand
+from report_fixtures import EXPECTED, SAMPLE, make_sample, sample_store, tag_by_hand
 
 AS_OF = ["--as-of", "2025-01-15"]
-
-# Who the sample was written to show each pattern (scripts/make_sample.py, PEOPLE).
-EXPECTED = {
-    "only_asks": ["jordan@pike-ventures.example"],
-    "gives_more": ["priya@nair-data.example"],
-    "never_thanks": ["victor@halecorp.example"],
-    "vanishes": ["chris.dunn@fastmail.example", "hana.kim@uni-sdr.example"],
-    "only_sales": ["brad@leadsurge.example", "noreply@growthhub.example"],
-    "ignores_you": ["elena.marsh@bigco.example"],
-    "surfaces_in_need": ["tom@becker.example"],
-    "lost_touch": ["ines@duarte.example"],
-    "ally": ["dana.okafor@lumen.example", "kofi@mensah.example", "maria@santos.example"],
-}
-
 
 @pytest.fixture(scope="module")
 def db(tmp_path_factory: pytest.TempPathFactory) -> Path:
