@@ -171,6 +171,9 @@ def write_output(text: str, output: Path | None, out: Console) -> None:
     out.print(f"wrote {output}", highlight=False)
 
 
+TABLE_ROWS = 50  # the terminal table's length when --limit is not given
+
+
 @main.command("report")
 @window_options
 @click.option("--pattern", "patterns", multiple=True, type=click.Choice(PATTERNS),
@@ -199,7 +202,11 @@ def report_cmd(obj: Context, since: Any, until: Any, as_of: Any, patterns: tuple
         if rows.empty:
             obj.err.print("No contact matches: try --min-messages 1, or fewer --pattern.")
             return
-        obj.out.print(report.terminal_table(ledger, rows))
+        shown = rows if limit is not None else rows.head(TABLE_ROWS)
+        obj.out.print(report.terminal_table(ledger, shown))
+        if len(shown) < len(rows):
+            obj.err.print(f"… and {len(rows) - len(shown):,} more contacts: use --limit, "
+                          "or --format csv/json/html for all of them")
         return
     write_output(report.render_text(ledger, rows, fmt), output, obj.out)
 

@@ -76,7 +76,9 @@ def exchanges(store: Store, config: Config) -> Exchanges:
     via_list = (msgs["list_id"] != "") | msgs.index.isin(
         recips.loc[recips["address"].isin(list_addresses), "id"]
     )
-    sent_folder = msgs["folder"].map(config.identity.is_sent_folder)
+    # Folders are few, messages many: test each folder name once.
+    sent_folder = msgs["folder"].isin(
+        [f for f in msgs["folder"].unique() if config.identity.is_sent_folder(f)])
     msgs["to_me"] = ~msgs["from_me"] & (
         msgs.index.isin(me_recipient)
         | msgs["parent_author"].isin(me)

@@ -12,7 +12,9 @@ import json
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
+from types import SimpleNamespace
 
+import numpy as np
 import pandas as pd
 
 from mailnet.config import PATTERNS, Config, PatternSettings
@@ -119,17 +121,28 @@ def _tags(store: Store, index: pd.Index) -> pd.DataFrame:
 
 
 def _thread_roots(msgs: pd.DataFrame) -> pd.Series:
-    """The oldest reachable ancestor's Message-ID of every message (itself for a root)."""
-    parent_of = msgs.dropna(subset=["parent_id"]).drop_duplicates("message_id")
-    parent_of = parent_of.set_index("message_id")["parent_id"]
-    root = msgs["parent_id"].fillna(msgs["message_id"])
-    for _ in range(200):  # deeper threads than this do not occur; cycles stop here too
-        up = root.map(parent_of)
-        moved = up.notna() & (up != root)
-        if not moved.any():
+    """The Message-ID of every message's oldest stored ancestor (its own for a root).
+
+    When the chain reaches a parent that is not stored, that parent's Message-ID
+    is the root, so the replies to one missing message still share a thread.
+    Pointer doubling over integer positions: a few numpy passes, whatever the depth.
+    """
+    ids = pd.Index(msgs["message_id"].unique())
+    own = ids.get_indexer(msgs["message_id"])
+    first = pd.Series(msgs["parent_id"].to_numpy(), index=own).groupby(level=0).first()
+    parent_label = first.reindex(range(len(ids))).to_numpy(dtype=object)
+    up = ids.get_indexer(pd.Index(parent_label))
+    up = np.where(up < 0, np.arange(len(ids)), up)
+    for _ in range(64):  # 2**64 generations; a cycle just stops somewhere on it
+        nxt = up[up]
+        if np.array_equal(nxt, up):
             break
-        root = root.where(~moved, up)
-    return root
+        up = nxt
+    top = up[own]
+    missing = pd.notna(parent_label[top]) & (up[top] == top) & (
+        ids.get_indexer(pd.Index(parent_label[top])) < 0)
+    labels = np.where(missing, parent_label[top], ids.to_numpy(dtype=object)[top])
+    return pd.Series(labels, index=msgs.index, dtype="str")
 
 
 def _list_questions(msgs: pd.DataFrame, me: frozenset[str]) -> pd.DataFrame:
@@ -320,35 +333,39 @@ def _flags(store: Store, t: pd.DataFrame, events: pd.DataFrame, msgs: pd.DataFra
         "lost_touch": (theirs, "last message"),
         "ally": (events[events["offer"] | events["thanks"]], "offer/thanks"),
     }
-    flagged: dict[str, list[Flag]] = {}
-    evidence_ids: list[int] = []
-    chosen: dict[str, pd.DataFrame] = {}
+    chosen: dict[str, tuple[pd.Index, list[dict]]] = {}
     for pattern in PATTERNS:
         who = t.index[eligible & masks[pattern].fillna(False)]
-        rows, tag = proof[pattern]
+        rows = proof[pattern][0]
         rows = rows[rows["contact"].isin(who)].iloc[::-1].groupby("contact").head(s.max_evidence)
-        chosen[pattern] = rows
-        evidence_ids += rows["id"].tolist()
-    snippets = _snippets(store, evidence_ids)
+        chosen[pattern] = (who, rows.to_dict("records"))
+    snippets = _snippets(store, [r["id"] for _, rows in chosen.values() for r in rows])
+    flagged: dict[str, list[Flag]] = {}
     for pattern in PATTERNS:
+        who, rows = chosen[pattern]
+        by_contact: dict[str, list[dict]] = {}
+        for r in rows:
+            by_contact.setdefault(r["contact"], []).append(r)
+        facts = t.loc[who].to_dict("index")
         tag = proof[pattern][1]
-        for contact, rows in chosen[pattern].groupby("contact", sort=False):
-            row = t.loc[contact]
-            evidence = [Evidence(int(r.id), r.date.to_pydatetime(), r.direction, r.subject,
-                                 _tag_of(r, tag), snippets.get(int(r.id), ""))
-                        for r in rows.itertuples()]
-            flagged.setdefault(str(contact), []).append(
-                Flag(pattern, _reason(pattern, row, s, rows), evidence))
+        for contact in who:
+            mine_rows = by_contact.get(contact, [])
+            evidence = [Evidence(int(r["id"]), r["date"].to_pydatetime(), r["direction"],
+                                 r["subject"], _tag_of(r, tag), snippets.get(int(r["id"]), ""))
+                        for r in mine_rows]
+            reason = _reason(pattern, SimpleNamespace(**facts[contact]), s, mine_rows)
+            flagged.setdefault(str(contact), []).append(Flag(pattern, reason, evidence))
     return flagged
 
 
-def _tag_of(row: object, default: str) -> str:
+def _tag_of(row: dict, default: str) -> str:
+    """The evidence's tag: the pattern's own, or (for allies) what the message was."""
     if "/" not in default:
         return default
-    return " ".join(t for t in TAGS if getattr(row, t)) or default
+    return " ".join(t for t in TAGS if row[t]) or default
 
 
-def _reason(pattern: str, r: pd.Series, s: PatternSettings, rows: pd.DataFrame) -> str:
+def _reason(pattern: str, r: SimpleNamespace, s: PatternSettings, rows: list[dict]) -> str:
     """The one-line reason, with the numbers that earned the flag."""
     if pattern == "only_asks":
         return (f"asked {r.their_requests} times in {r.from_them} messages, offered "
@@ -369,7 +386,7 @@ def _reason(pattern: str, r: pd.Series, s: PatternSettings, rows: pd.DataFrame) 
         return (f"{r.unanswered} of your {r.expecting} messages to them got no reply "
                 f"(they answered {r.expecting - r.unanswered})")
     if pattern == "surfaces_in_need":
-        gaps = ", ".join(f"{g:.0f}" for g in rows["gap"].iloc[::-1])
+        gaps = ", ".join(f"{row['gap']:.0f}" for row in reversed(rows))
         return (f"came back {r.resurfaced} times after ≥ {s.resurface_silence_days:.0f} days "
                 f"of silence, {r.resurfaced_asking} of them with a request "
                 f"(after {gaps} days)")
