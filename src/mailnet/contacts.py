@@ -61,7 +61,9 @@ def exchanges(store: Store, config: Config) -> Exchanges:
                   list_post, is_bulk, folder FROM messages""",
         store.db, index_col="id",
     )
-    msgs["date"] = pd.to_datetime(msgs["date"], utc=True, errors="coerce")
+    # The store writes one format: naming it parses a million dates several times faster.
+    msgs["date"] = pd.to_datetime(msgs["date"], format="%Y-%m-%dT%H:%M:%SZ", utc=True,
+                                  errors="coerce")
     msgs["from_addr"] = _canonical(msgs["from_addr"], config)
     recips = pd.read_sql_query(
         "SELECT message AS id, address FROM recipients WHERE kind IN ('to', 'cc')", store.db
