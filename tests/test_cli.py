@@ -101,4 +101,4 @@ def test_config_identity_and_aliases_apply(cli, tmp_path: Path) -> None:
 def test_demo_runs_on_the_bundled_sample(cli) -> None:
     result = cli("demo")
     assert result.exit_code == 0, result.output
-    assert "Contacts" in result.output
+    assert "Reciprocity" in result.output and "Dana Okafor" in result.output

@@ -6,6 +6,7 @@ commands: `mailnet fetch` with nothing new should answer in well under a second.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sys
@@ -14,7 +15,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from functools import wraps
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
@@ -30,7 +31,7 @@ from rich.progress import (
 )
 
 from mailnet import __version__
-from mailnet.config import Config, ConfigError, default_config_path, load_config
+from mailnet.config import PATTERNS, Config, ConfigError, default_config_path, load_config
 from mailnet.errors import MailnetError
 from mailnet.imap import FolderProgress, fetch_account
 from mailnet.imap import summary_line as fetch_summary_line
@@ -38,8 +39,12 @@ from mailnet.ingest import ImportSummary, import_sources, summary_line
 from mailnet.sources import Source, open_sources
 from mailnet.store import Store
 
+if TYPE_CHECKING:
+    from mailnet.ledger import Ledger
+
 _PIPE_WIDTH = 120
 FORMATS = ("table", "csv", "json")
+REPORT_FORMATS = (*FORMATS, "html")
 
 
 @dataclass
@@ -200,6 +205,120 @@ def contacts(obj: Context, fmt: str, limit: int | None, all_kinds: bool) -> None
     from mailnet.output import emit
 
     emit(table, fmt, obj.out, title="Contacts")
+
+
+def window_options(func: Any) -> Any:
+    """--since / --until / --as-of, shared by the commands that read the ledger."""
+    day = click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"])
+    for option in reversed([
+        click.option("--since", type=day, help="Count mail from this date (YYYY-MM-DD)."),
+        click.option("--until", type=day, help="Count mail before this date (default: --as-of)."),
+        click.option("--as-of", "as_of", type=day,
+                     help="The day silences and pending replies are measured at (default: now)."),
+    ]):
+        func = option(func)
+    return func
+
+
+def _ledger(obj: Context, since: Any, until: Any, as_of: Any) -> Ledger:
+    from mailnet.ledger import Window, build_ledger
+
+    window = Window(since, until, as_of) if as_of else Window(since, until)
+    config = obj.config()
+    with Store(config.db_path) as store:
+        return build_ledger(store, config, window)
+
+
+def write_output(text: str, output: Path | None, out: Console) -> None:
+    """Print `text`, or write it to `output` (an unwritable path is one clear error)."""
+    if output is None:
+        out.file.write(text)
+        return
+    try:
+        output.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise MailnetError(f"cannot write {output}: {exc.strerror or exc}") from None
+    out.print(f"wrote {output}", highlight=False)
+
+
+TABLE_ROWS = 50  # the terminal table's length when --limit is not given
+
+
+@main.command("report")
+@window_options
+@click.option("--pattern", "patterns", multiple=True, type=click.Choice(PATTERNS),
+              help="Only contacts with this pattern (repeatable).")
+@click.option("--contact", help="Only contacts whose address or name contains this.")
+@click.option("--min-messages", type=int, default=None,
+              help="Only contacts with at least N messages (default: [patterns] min_messages).")
+@click.option("--limit", type=int, default=None, help="Show only the first N contacts.")
+@click.option("--kind", "kinds", multiple=True, type=click.Choice(["person", "bulk", "list"]),
+              default=("person", "bulk"), show_default=True, help="Kinds of contact to show.")
+@click.option("--format", "fmt", type=click.Choice(REPORT_FORMATS), default="table",
+              show_default=True)
+@click.option("--output", type=click.Path(path_type=Path), help="Write to this file.")
+@click.pass_obj
+@friendly_errors
+def report_cmd(obj: Context, since: Any, until: Any, as_of: Any, patterns: tuple[str, ...],
+               contact: str | None, min_messages: int | None, limit: int | None,
+               kinds: tuple[str, ...], fmt: str, output: Path | None) -> None:
+    """Who gives and who only takes, most taking first, with the patterns they show."""
+    if fmt == "html" and output is None:
+        raise MailnetError("--format html needs --output FILE.html")
+    from mailnet import report
+    from mailnet.ledger import select
+
+    ledger = _ledger(obj, since, until, as_of)
+    rows = select(ledger, patterns=patterns, contact=contact, kinds=kinds,
+                  min_messages=min_messages, limit=limit)
+    if fmt == "table":
+        if rows.empty:
+            obj.err.print("No contact matches: try --min-messages 1, or fewer --pattern.")
+            return
+        shown = rows if limit is not None else rows.head(TABLE_ROWS)
+        obj.out.print(report.terminal_table(ledger, shown))
+        if len(shown) < len(rows):
+            obj.err.print(f"… and {len(rows) - len(shown):,} more contacts: use --limit, "
+                          "or --format csv/json/html for all of them")
+        return
+    write_output(report.render_text(ledger, rows, fmt), output, obj.out)
+
+
+@main.command("contact")
+@click.argument("address")
+@window_options
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
+              show_default=True)
+@click.pass_obj
+@friendly_errors
+def contact_cmd(obj: Context, address: str, since: Any, until: Any, as_of: Any,
+                fmt: str) -> None:
+    """One contact's ledger, flags with their evidence, and the timeline of asks and gives."""
+    from mailnet import report
+    from mailnet.ledger import contact_key
+
+    ledger = _ledger(obj, since, until, as_of)
+    key = contact_key(ledger, address, obj.config())
+    if fmt == "json":
+        obj.out.file.write(json.dumps(report.contact_record(ledger, key), ensure_ascii=False,
+                                      indent=2) + "\n")
+    else:
+        obj.out.print(report.contact_view(ledger, key))
+
+
+@main.command("prune")
+@window_options
+@click.option("--output", type=click.Path(path_type=Path), help="Write the CSV to this file.")
+@click.pass_obj
+@friendly_errors
+def prune_cmd(obj: Context, since: Any, until: Any, as_of: Any, output: Path | None) -> None:
+    """Export as CSV the contacts you may want to let go ([patterns] prune), with reasons."""
+    from mailnet import report
+    from mailnet.ledger import prune_candidates
+    from mailnet.output import to_csv
+
+    ledger = _ledger(obj, since, until, as_of)
+    write_output(to_csv(report.flat(ledger, prune_candidates(ledger))), output, obj.out)
 
 
 @main.command("demo")

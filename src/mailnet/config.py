@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +65,77 @@ class Identity:
         name = folder.casefold()
         return any(name == f.casefold() or name.endswith("/" + f.casefold())
                    for f in self.sent_folders)
+
+
+PATTERNS = (
+    "only_asks", "gives_more", "never_thanks", "vanishes", "only_sales",
+    "ignores_you", "surfaces_in_need", "lost_touch", "ally",
+)
+
+
+@dataclass(frozen=True)
+class PatternSettings:
+    """Thresholds of the reciprocity patterns (`[patterns]`); config.example.toml explains each."""
+
+    min_messages: int = 4
+    max_evidence: int = 5
+    reply_grace_days: float = 14.0
+    only_asks_min_requests: int = 3
+    only_asks_share: float = 0.75
+    only_asks_max_offer_share: float = 0.1
+    gives_more_min_offers: int = 3
+    gives_more_ratio: float = 2.0
+    never_thanks_min_help: int = 3
+    vanishes_min: int = 2
+    vanishes_share: float = 0.6
+    only_sales_share: float = 0.9
+    ignores_min_sent: int = 3
+    ignores_share: float = 0.6
+    resurface_silence_days: float = 90.0
+    resurface_min: int = 2
+    resurface_request_share: float = 0.75
+    lost_touch_min_messages: int = 6
+    lost_touch_factor: float = 4.0
+    lost_touch_min_days: float = 60.0
+    ally_min_each: int = 1
+    ally_min_reply_rate: float = 0.5
+    prune: tuple[str, ...] = (
+        "only_asks", "gives_more", "never_thanks", "vanishes", "only_sales",
+        "ignores_you", "surfaces_in_need",
+    )
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name == "prune":
+                unknown = sorted(set(value) - set(PATTERNS))
+                if unknown:
+                    raise ConfigError(f"[patterns] prune: unknown pattern(s) {', '.join(unknown)}; "
+                                      f"choose from {', '.join(PATTERNS)}")
+            elif value < 0:
+                raise ConfigError(f"[patterns] {f.name} must be ≥ 0, not {value}")
+            elif f.name.endswith(("_share", "_rate")) and value > 1:
+                raise ConfigError(f"[patterns] {f.name} is a share: between 0 and 1, not {value}")
+
+    @classmethod
+    def from_table(cls, table: dict[str, Any]) -> PatternSettings:
+        """Typed settings from the raw `[patterns]` table; unknown keys and wrong types fail."""
+        known = {f.name for f in fields(cls)}
+        values: dict[str, Any] = {}
+        for key, value in table.items():
+            if key not in known:
+                raise ConfigError(f"[patterns] unknown key {key!r}; known keys: {', '.join(known)}")
+            default = getattr(cls, key)
+            if key == "prune":
+                if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                    raise ConfigError("[patterns] prune must be a list of pattern names")
+                value = tuple(value)
+            elif isinstance(value, bool) or not isinstance(value, int | float) or (
+                    isinstance(default, int) and not isinstance(value, int)):
+                kind = "a whole number" if isinstance(default, int) else "a number"
+                raise ConfigError(f"[patterns] {key} must be {kind}, not {value!r}")
+            values[key] = value
+        return cls(**values)
 
 
 @dataclass(frozen=True)
@@ -172,7 +243,7 @@ class Config:
     aliases: dict[str, str] = field(default_factory=dict)
     import_workers: int = 0  # 0: one per core
     accounts: dict[str, Account] = field(default_factory=dict)
-    patterns: dict[str, Any] = field(default_factory=dict)
+    patterns: PatternSettings = field(default_factory=PatternSettings)
     classify: dict[str, Any] = field(default_factory=dict)
     source: Path | None = None
 
@@ -225,7 +296,7 @@ def load_config(path: Path | None = None, *, db: Path | None = None) -> Config:
         import_workers=workers,
         accounts={name: _account(name, table)
                   for name, table in data.get("accounts", {}).items()},
-        patterns=data.get("patterns", {}),
+        patterns=PatternSettings.from_table(data.get("patterns", {})),
         classify=data.get("classify", {}),
         source=path if path.exists() else None,
     )

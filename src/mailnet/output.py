@@ -13,7 +13,7 @@ from rich.table import Table
 _KEEP_WIDTH = 10
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
     """A JSON/CSV-friendly value: ISO dates, no NaN."""
     if isinstance(value, pd.Timestamp):
         return value.strftime("%Y-%m-%dT%H:%M:%SZ") if not pd.isna(value) else None
@@ -25,12 +25,12 @@ def _plain(value: Any) -> Any:
 
 
 def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    return [{k: _plain(v) for k, v in row.items()} for row in frame.to_dict("records")]
+    return [{k: plain(v) for k, v in row.items()} for row in frame.to_dict("records")]
 
 
 def to_csv(frame: pd.DataFrame) -> str:
     out = io.StringIO()
-    frame.map(_plain).to_csv(out, index=False)
+    frame.map(plain).to_csv(out, index=False)
     return out.getvalue()
 
 
@@ -53,7 +53,7 @@ def to_table(frame: pd.DataFrame, title: str | None = None) -> Table:
 
 
 def _cell(value: Any) -> str:
-    value = _plain(value)
+    value = plain(value)
     if value is None:
         return ""
     if isinstance(value, str) and len(value) == 20 and value.endswith("Z") and "T" in value:

@@ -1,0 +1,455 @@
+"""The reciprocity ledger: per contact, who asks, who gives, who answers; and the patterns.
+
+Everything is computed with whole-column pandas operations over one row per
+(message, contact) exchange, so a million-message store takes seconds, not
+minutes. Python loops run only over flagged contacts, to write their reasons.
+Data flows one way: store → :func:`mailnet.contacts.exchanges` → ledger → report.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+
+from mailnet.config import PATTERNS, Config, PatternSettings
+from mailnet.contacts import FROM_ME, TO_ME, contact_kind, exchanges
+from mailnet.errors import MailnetError
+from mailnet.store import TAGS, Store
+
+LABELS = {
+    "only_asks": "only writes when asking",
+    "gives_more": "you give more than you get",
+    "never_thanks": "never says thanks",
+    "vanishes": "vanishes after help",
+    "only_sales": "only sales pitches",
+    "ignores_you": "ignores you",
+    "surfaces_in_need": "surfaces only when in need",
+    "lost_touch": "lost touch",
+    "ally": "ally",
+}
+NEGATIVE = frozenset(PATTERNS) - {"lost_touch", "ally"}
+
+# The ledger's columns, in order: the stable CSV/JSON schema (docs/report.md).
+COLUMNS = [
+    "contact", "name", "kind", "imbalance", "flags",
+    "from_them", "to_them",
+    "their_requests", "their_offers", "their_thanks", "their_sales",
+    "my_requests", "my_offers", "my_thanks", "my_sales",
+    "threads_they_started", "threads_i_started",
+    "their_reply_rate", "my_reply_rate",
+    "their_reply_days", "my_reply_days",
+    "requests_answered", "first", "last", "typical_gap_days", "silence_days",
+]
+PLURAL = {"request": "requests", "offer": "offers", "thanks": "thanks", "sales": "sales"}
+_SNIPPET = 160
+
+
+class ReportError(MailnetError):
+    """Nothing to report: an empty store, a window without mail, an unknown contact."""
+
+
+@dataclass(frozen=True)
+class Window:
+    """The period the ledger covers; `as_of` is "now" for silences and pending replies."""
+
+    since: datetime | None = None
+    until: datetime | None = None
+    as_of: datetime = field(default_factory=lambda: pd.Timestamp.now(tz="UTC").to_pydatetime())
+
+    @property
+    def end(self) -> pd.Timestamp:
+        return _utc(min(self.until, self.as_of) if self.until else self.as_of)
+
+    def describe(self) -> str:
+        start = _utc(self.since).strftime("%Y-%m-%d") if self.since else "the beginning"
+        return f"{start} to {self.end:%Y-%m-%d}"
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """One message that earned a flag."""
+
+    message: int
+    date: datetime
+    direction: str  # from_me / to_me
+    subject: str
+    tag: str
+    snippet: str = ""
+
+
+@dataclass(frozen=True)
+class Flag:
+    """A pattern a contact shows, why (with the numbers), and the messages behind it."""
+
+    pattern: str
+    reason: str
+    evidence: list[Evidence]
+
+    @property
+    def label(self) -> str:
+        return LABELS[self.pattern]
+
+
+@dataclass(frozen=True)
+class Ledger:
+    """One row per contact (:data:`COLUMNS`, indexed by contact) and each contact's flags."""
+
+    table: pd.DataFrame
+    flags: dict[str, list[Flag]]
+    events: pd.DataFrame  # one row per (message, contact): date, direction, tags, subject
+    window: Window
+    settings: PatternSettings
+
+
+def _utc(value: datetime) -> pd.Timestamp:
+    ts = pd.Timestamp(value)
+    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+
+
+def _tags(store: Store, index: pd.Index) -> pd.DataFrame:
+    """One boolean column per tag (the labels over threshold); untagged messages have none."""
+    cases = ", ".join(f"instr(' ' || labels || ' ', ' {t} ') > 0 AS {t}" for t in TAGS)
+    tags = pd.read_sql_query(f"SELECT message AS id, {cases} FROM tags", store.db, index_col="id")
+    return tags.reindex(index, fill_value=0).astype(bool)
+
+
+def _thread_roots(msgs: pd.DataFrame) -> pd.Series:
+    """The Message-ID of every message's oldest stored ancestor (its own for a root).
+
+    When the chain reaches a parent that is not stored, that parent's Message-ID
+    is the root, so the replies to one missing message still share a thread.
+    Pointer doubling over integer positions: a few numpy passes, whatever the depth.
+    """
+    ids = pd.Index(msgs["message_id"].unique())
+    own = ids.get_indexer(msgs["message_id"])
+    first = pd.Series(msgs["parent_id"].to_numpy(), index=own).groupby(level=0).first()
+    parent_label = first.reindex(range(len(ids))).to_numpy(dtype=object)
+    up = ids.get_indexer(pd.Index(parent_label))
+    up = np.where(up < 0, np.arange(len(ids)), up)
+    for _ in range(64):  # 2**64 generations; a cycle just stops somewhere on it
+        nxt = up[up]
+        if np.array_equal(nxt, up):
+            break
+        up = nxt
+    top = up[own]
+    missing = pd.notna(parent_label[top]) & (up[top] == top) & (
+        ids.get_indexer(pd.Index(parent_label[top])) < 0)
+    labels = np.where(missing, parent_label[top], ids.to_numpy(dtype=object)[top])
+    return pd.Series(labels, index=msgs.index, dtype="str")
+
+
+def _list_questions(msgs: pd.DataFrame, me: frozenset[str]) -> pd.DataFrame:
+    """On a list, the message I answered counts as theirs to me: they asked, I replied."""
+    mine = msgs[msgs["from_me"] & msgs["via_list"] & msgs["parent_id"].notna()]
+    first_id = pd.Series(msgs.index, index=msgs["message_id"]).groupby(level=0).first()
+    parents = mine["parent_id"].map(first_id).dropna().astype(int)
+    parents = msgs.loc[parents.unique(), ["from_addr"]]
+    parents = parents[~parents["from_addr"].isin(me) & (parents["from_addr"] != "")]
+    out = parents.rename(columns={"from_addr": "contact"}).rename_axis("id").reset_index()
+    out["direction"] = TO_ME
+    return out
+
+
+def _events(ex_links: pd.DataFrame, msgs: pd.DataFrame, me: frozenset[str]) -> pd.DataFrame:
+    links = pd.concat([ex_links, _list_questions(msgs, me)], ignore_index=True)
+    links = links.drop_duplicates(["id", "contact", "direction"])
+    links = links[links["id"].isin(msgs.index)]
+    cols = ["date", "subject", "from_name", "from_addr", "message_id", "parent_id", "root",
+            "is_bulk", *TAGS]
+    events = links.join(msgs[cols], on="id").sort_values(["date", "id"], kind="stable")
+    events["mine"] = events["direction"] == FROM_ME
+    return events.reset_index(drop=True)
+
+
+def _replies(events: pd.DataFrame, msgs: pd.DataFrame) -> pd.Series:
+    """When the other side first answered each exchange (NaT: never).
+
+    Keys are integers (parent's position, author's code), not strings: a
+    million-row group-by on two string columns costs seconds.
+    """
+    ids = pd.Index(msgs["message_id"].unique())
+    authors = pd.Index(pd.concat([msgs["from_addr"], events["contact"]]).unique())
+    children = msgs[msgs["parent_id"].notna()]
+    child_author = np.where(children["from_me"], -1, authors.get_indexer(children["from_addr"]))
+    first = pd.Series(children["date"].to_numpy()).groupby(
+        [ids.get_indexer(children["parent_id"]), child_author]).min()
+    event_author = np.where(events["mine"], authors.get_indexer(events["contact"]), -1)
+    key = pd.MultiIndex.from_arrays([ids.get_indexer(events["message_id"]), event_author])
+    return pd.Series(first.reindex(key).to_numpy(), index=events.index)
+
+
+def _typical_gap(theirs: pd.DataFrame) -> pd.Series:
+    """Median days between the threads they write in (a burst in one thread counts once)."""
+    starts = theirs.drop_duplicates(["contact", "root"])[["contact", "date"]]
+    gaps = starts.groupby("contact")["date"].diff().dt.total_seconds() / 86400
+    return gaps.groupby(starts["contact"]).median()
+
+
+def _days(delta: pd.Series) -> pd.Series:
+    return delta.dt.total_seconds() / 86400
+
+
+def build_ledger(store: Store, config: Config, window: Window | None = None,
+                 settings: PatternSettings | None = None) -> Ledger:
+    """Count every contact's asks and gives over `window` and find their patterns."""
+    window = window or Window()
+    settings = settings or config.patterns
+    if store.count() == 0:
+        raise ReportError(f"the store {store.path} holds no mail yet: run `mailnet import` first")
+    ex = exchanges(store, config)
+    msgs = ex.messages
+    msgs = msgs.join(_tags(store, msgs.index))
+    msgs["root"] = _thread_roots(msgs)
+    end = window.end
+    in_window = msgs["date"].notna() & (msgs["date"] <= end)
+    if window.since:
+        in_window &= msgs["date"] >= _utc(window.since)
+    msgs_in = msgs[in_window]
+    events = _events(ex.links, msgs_in, ex.me)
+    if events.empty:
+        first, last = msgs["date"].min(), msgs["date"].max()
+        held = f"; the store holds mail from {first:%Y-%m-%d} to {last:%Y-%m-%d}" \
+            if pd.notna(first) else ""
+        raise ReportError(f"no mail exchanged with anyone from {window.describe()}{held}")
+
+    events["reply_date"] = _replies(events, msgs_in)
+    events["replied"] = events["reply_date"].notna()
+    # A request or a new thread calls for an answer (a pitch does not); an answer, a
+    # thanks, or a message too recent to have had its reply yet, does not.
+    events["expects"] = (events["request"] | events["parent_id"].isna()) & ~events["sales"] \
+        & (events["date"] <= end - pd.Timedelta(days=settings.reply_grace_days))
+    table = _aggregate(events, msgs_in, ex.list_addresses, end)
+    flags = _flags(store, table, events, msgs_in, settings, end)
+    table["flags"] = [" ".join(f.pattern for f in flags.get(c, [])) for c in table.index]
+    table = table.sort_values(["imbalance", "from_them", "contact"],
+                              ascending=[False, False, True], kind="stable")
+    return Ledger(table[COLUMNS[1:]], flags, events, window, settings)
+
+
+def _aggregate(events: pd.DataFrame, msgs: pd.DataFrame, list_addresses: frozenset[str],
+               end: pd.Timestamp) -> pd.DataFrame:
+    theirs, mine = events[~events["mine"]], events[events["mine"]]
+    g_theirs, g_mine = theirs.groupby("contact"), mine.groupby("contact")
+    contacts = pd.Index(events["contact"].unique(), name="contact").sort_values()
+    t = pd.DataFrame(index=contacts)
+    t["from_them"] = g_theirs.size()
+    t["to_them"] = g_mine.size()
+    for tag in TAGS:
+        t[f"their_{PLURAL[tag]}"] = g_theirs[tag].sum()
+        t[f"my_{PLURAL[tag]}"] = g_mine[tag].sum()
+    t["threads_they_started"] = theirs[theirs["parent_id"].isna()].groupby("contact").size()
+    t["threads_i_started"] = mine[mine["parent_id"].isna()].groupby("contact").size()
+    t = t.fillna(0).astype(int)
+
+    def rate(side: pd.DataFrame) -> pd.Series:
+        expects = side[side["expects"]]
+        return expects.groupby("contact")["replied"].mean()
+
+    t["their_reply_rate"] = rate(mine)
+    t["my_reply_rate"] = rate(theirs)
+    for who, side in (("their", mine), ("my", theirs)):
+        delay = _days(side["reply_date"] - side["date"])
+        t[f"{who}_reply_days"] = delay.groupby(side["contact"]).median()
+    t["requests_answered"] = theirs[theirs["request"] & theirs["replied"]].groupby(
+        "contact").size().reindex(contacts, fill_value=0)
+    grouped = events.groupby("contact")["date"]
+    t["first"], t["last"] = grouped.min(), grouped.max()
+    t["typical_gap_days"] = _typical_gap(theirs)
+    t["silence_days"] = _days(end - g_theirs["date"].max())
+    named = theirs[theirs["from_name"] != ""]
+    t["name"] = named.groupby("contact")["from_name"].last().reindex(contacts, fill_value="")
+    bulk_share = theirs.groupby("contact")["is_bulk"].mean().reindex(contacts, fill_value=0)
+    t["kind"] = [contact_kind(a, b, list_addresses) for a, b in zip(contacts, bulk_share,
+                                                                    strict=True)]
+    # They take (ask, receive help) minus they give (offer, receive my asks).
+    t["imbalance"] = (t["their_requests"] + t["my_offers"]) - (t["their_offers"] + t["my_requests"])
+    return t.round({"their_reply_rate": 3, "my_reply_rate": 3, "their_reply_days": 2,
+                    "my_reply_days": 2, "typical_gap_days": 1, "silence_days": 1})
+
+
+def _flags(store: Store, t: pd.DataFrame, events: pd.DataFrame, msgs: pd.DataFrame,
+           s: PatternSettings, end: pd.Timestamp) -> dict[str, list[Flag]]:
+    """Test every pattern on every eligible contact at once, then explain the flagged ones."""
+    eligible = (t["kind"] != "list") & (t["from_them"] + t["to_them"] >= s.min_messages)
+    theirs = events[~events["mine"] & events["contact"].isin(t.index[eligible])]
+    mine = events[events["mine"] & events["contact"].isin(t.index[eligible])]
+    n = t["from_them"].clip(lower=1)
+
+    # vanishes: their requests I answered, after which they wrote nothing more in that thread
+    helped = theirs[theirs["request"] & theirs["replied"]
+                    & (theirs["reply_date"] <= end - pd.Timedelta(days=s.reply_grace_days))]
+    authors = msgs[msgs["from_addr"].isin(helped["contact"].unique())]
+    last_in_thread = authors.groupby(["from_addr", "root"])["date"].max()
+    later = last_in_thread.reindex(pd.MultiIndex.from_arrays([helped["contact"], helped["root"]]))
+    vanished = helped[later.to_numpy() <= helped["reply_date"].to_numpy()]
+    t["helped"] = helped.groupby("contact").size().reindex(t.index, fill_value=0)
+    t["vanished"] = vanished.groupby("contact").size().reindex(t.index, fill_value=0)
+
+    # surfaces in need: their messages after a long silence of theirs
+    gap = _days(theirs.groupby("contact")["date"].diff())
+    back = theirs[gap >= s.resurface_silence_days].assign(gap=gap)
+    t["resurfaced"] = back.groupby("contact").size().reindex(t.index, fill_value=0)
+    t["resurfaced_asking"] = back[back["request"]].groupby("contact").size().reindex(
+        t.index, fill_value=0)
+
+    unanswered = mine[mine["expects"] & ~mine["replied"]]
+    t["expecting"] = mine[mine["expects"]].groupby("contact").size().reindex(t.index, fill_value=0)
+    t["unanswered"] = unanswered.groupby("contact").size().reindex(t.index, fill_value=0)
+
+    each = s.ally_min_each
+    masks = {
+        "only_asks": (t["their_requests"] >= s.only_asks_min_requests)
+        & (t["their_requests"] >= s.only_asks_share * n)
+        & (t["their_offers"] <= s.only_asks_max_offer_share * n),
+        "gives_more": (t["my_offers"] >= s.gives_more_min_offers)
+        & (t["my_offers"] >= s.gives_more_ratio * t["their_offers"].clip(lower=1)),
+        "never_thanks": (t["my_offers"] >= s.never_thanks_min_help) & (t["their_thanks"] == 0),
+        "vanishes": (t["vanished"] >= s.vanishes_min)
+        & (t["vanished"] >= s.vanishes_share * t["helped"]),
+        "only_sales": (t["from_them"] > 0) & (t["their_sales"] >= s.only_sales_share * n),
+        "ignores_you": (t["expecting"] >= s.ignores_min_sent)
+        & (t["unanswered"] >= s.ignores_share * t["expecting"]),
+        "surfaces_in_need": (t["resurfaced_asking"] >= s.resurface_min)
+        & (t["resurfaced_asking"] >= s.resurface_request_share * t["resurfaced"]),
+        "lost_touch": (t["from_them"] >= s.lost_touch_min_messages)
+        & (t["silence_days"] >= s.lost_touch_min_days)
+        & (t["silence_days"] >= s.lost_touch_factor * t["typical_gap_days"]),
+        "ally": (t[["their_requests", "my_requests", "their_offers", "my_offers",
+                    "their_thanks", "my_thanks"]] >= each).all(axis=1)
+        & (t["their_reply_rate"] >= s.ally_min_reply_rate)
+        & (t["my_reply_rate"] >= s.ally_min_reply_rate),
+    }
+    # Which messages prove each pattern, newest first.
+    proof = {
+        "only_asks": (theirs[theirs["request"]], "request"),
+        "gives_more": (mine[mine["offer"]], "offer"),
+        "never_thanks": (mine[mine["offer"]], "offer"),
+        "vanishes": (vanished, "request"),
+        "only_sales": (theirs[theirs["sales"]], "sales"),
+        "ignores_you": (unanswered, "no reply"),
+        "surfaces_in_need": (back[back["request"]], "request"),
+        "lost_touch": (theirs, "last message"),
+        "ally": (events[events["offer"] | events["thanks"]], "offer/thanks"),
+    }
+    chosen: dict[str, tuple[pd.Index, list[dict]]] = {}
+    for pattern in PATTERNS:
+        who = t.index[eligible & masks[pattern].fillna(False)]
+        rows = proof[pattern][0]
+        rows = rows[rows["contact"].isin(who)].iloc[::-1].groupby("contact").head(s.max_evidence)
+        chosen[pattern] = (who, rows.to_dict("records"))
+    snippets = _snippets(store, [r["id"] for _, rows in chosen.values() for r in rows])
+    flagged: dict[str, list[Flag]] = {}
+    for pattern in PATTERNS:
+        who, rows = chosen[pattern]
+        by_contact: dict[str, list[dict]] = {}
+        for r in rows:
+            by_contact.setdefault(r["contact"], []).append(r)
+        facts = t.loc[who].to_dict("index")
+        tag = proof[pattern][1]
+        for contact in who:
+            mine_rows = by_contact.get(contact, [])
+            evidence = [Evidence(int(r["id"]), r["date"].to_pydatetime(), r["direction"],
+                                 r["subject"], _tag_of(r, tag), snippets.get(int(r["id"]), ""))
+                        for r in mine_rows]
+            reason = _reason(pattern, SimpleNamespace(**facts[contact]), s, mine_rows)
+            flagged.setdefault(str(contact), []).append(Flag(pattern, reason, evidence))
+    return flagged
+
+
+def _tag_of(row: dict, default: str) -> str:
+    """The evidence's tag: the pattern's own, or (for allies) what the message was."""
+    if "/" not in default:
+        return default
+    return " ".join(t for t in TAGS if row[t]) or default
+
+
+def _reason(pattern: str, r: SimpleNamespace, s: PatternSettings, rows: list[dict]) -> str:
+    """The one-line reason, with the numbers that earned the flag."""
+    if pattern == "only_asks":
+        return (f"asked {r.their_requests} times in {r.from_them} messages, offered "
+                f"{r.their_offers}, thanked {r.their_thanks}; you answered "
+                f"{r.requests_answered} of their requests")
+    if pattern == "gives_more":
+        return (f"you offered {r.my_offers} times, they offered {r.their_offers}; "
+                f"they asked {r.their_requests} times, you asked {r.my_requests}")
+    if pattern == "never_thanks":
+        return (f"you helped {r.my_offers} times (answering {r.requests_answered} of their "
+                f"requests); they thanked you 0 times in {r.from_them} messages")
+    if pattern == "vanishes":
+        return (f"you answered {r.helped} of their requests; after {r.vanished} of those "
+                f"answers they never wrote back in the thread")
+    if pattern == "only_sales":
+        return f"{r.their_sales} of their {r.from_them} messages are sales pitches"
+    if pattern == "ignores_you":
+        return (f"{r.unanswered} of your {r.expecting} messages to them got no reply "
+                f"(they answered {r.expecting - r.unanswered})")
+    if pattern == "surfaces_in_need":
+        gaps = ", ".join(f"{row['gap']:.0f}" for row in reversed(rows))
+        return (f"came back {r.resurfaced} times after ≥ {s.resurface_silence_days:.0f} days "
+                f"of silence, {r.resurfaced_asking} of them with a request "
+                f"(after {gaps} days)")
+    if pattern == "lost_touch":
+        return (f"wrote {r.from_them} times, usually every {r.typical_gap_days:.0f} days; "
+                f"silent for {r.silence_days:.0f} days "
+                f"({r.silence_days / max(r.typical_gap_days, 1):.0f}× their usual gap)")
+    return (f"both ask ({r.their_requests} / {r.my_requests}), both give ({r.their_offers} / "
+            f"{r.my_offers}), both thank ({r.their_thanks} / {r.my_thanks}); they answer "
+            f"{r.their_reply_rate:.0%} of your messages, you {r.my_reply_rate:.0%} of theirs")
+
+
+def _snippets(store: Store, ids: list[int]) -> dict[int, str]:
+    """The start of each message's new text, one line, for evidence."""
+    if not ids:
+        return {}
+    rows = store.db.execute(
+        f"SELECT id, substr(new_text, 1, {_SNIPPET * 3}) FROM messages "
+        "WHERE id IN (SELECT value FROM json_each(?))", (json.dumps(sorted(set(ids))),))
+    return {i: _shorten(text) for i, text in rows}
+
+
+_GREETING = re.compile(r"^\s*(hi|hello|hey|dear)\b[^,\n]{0,40},\s*", re.IGNORECASE)
+
+
+def _shorten(text: str) -> str:
+    line = re.sub(r"\s+", " ", _GREETING.sub("", text)).strip()
+    return line if len(line) <= _SNIPPET else line[:_SNIPPET - 1].rstrip() + "…"
+
+
+def contact_key(ledger: Ledger, address: str, config: Config) -> str:
+    """The ledger's key for `address` (aliases merged), or a clear error."""
+    key = config.canonical(address)
+    if key not in ledger.table.index:
+        raise ReportError(f"no mail exchanged with {address} from {ledger.window.describe()}")
+    return key
+
+
+def select(ledger: Ledger, *, patterns: tuple[str, ...] = (), contact: str | None = None,
+           kinds: tuple[str, ...] = ("person", "bulk"), min_messages: int | None = None,
+           limit: int | None = None) -> pd.DataFrame:
+    """The ledger rows a report shows: of these kinds, busy enough, with any of `patterns`."""
+    t = ledger.table
+    floor = ledger.settings.min_messages if min_messages is None else min_messages
+    keep = t["kind"].isin(kinds) & (t["from_them"] + t["to_them"] >= floor)
+    if patterns:
+        wanted = set(patterns)
+        keep &= t["flags"].map(lambda f: bool(wanted & set(f.split()))).astype(bool)
+    if contact:
+        needle = contact.casefold()
+        keep &= t.index.str.contains(needle, regex=False) | t["name"].str.casefold().str.contains(
+            needle, regex=False)
+    rows = t[keep]
+    return rows.head(limit) if limit is not None else rows
+
+
+def prune_candidates(ledger: Ledger) -> pd.DataFrame:
+    """Contacts showing a pattern listed in `[patterns] prune`, allies excepted."""
+    prune = set(ledger.settings.prune)
+    t = ledger.table
+    keep = t["flags"].map(lambda f: bool(prune & set(f.split())) and "ally" not in f.split())
+    return t[keep.astype(bool)]
