@@ -128,3 +128,30 @@ def test_contacts_on_the_list_with_a_configured_me(usrp) -> None:
     assert me not in set(table["contact"])
     assert "usrp-users@lists.ettus.com" not in set(people["contact"])
     assert (people["from_them"] + people["to_them"] == people["total"]).all()
+
+
+def test_ctrl_c_keeps_committed_batches_and_a_rerun_completes(decompressed, tmp_path: Path) -> None:
+    import contextlib
+    import signal
+    import sqlite3
+    import subprocess
+    import sys
+    import time
+
+    path, db = decompressed("spamassassin-easy-ham-1"), tmp_path / "int.db"
+    cmd = [sys.executable, "-m", "mailnet", "--db", str(db), "import", str(path)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    stored, deadline = 0, time.monotonic() + 60
+    while stored == 0 and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+        with contextlib.suppress(sqlite3.OperationalError):  # no schema yet
+            stored = sqlite3.connect(db).execute("SELECT count(*) FROM messages").fetchone()[0]
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert err.strip().splitlines() == [
+        "mailnet: interrupted; everything committed so far is kept"]
+    kept = sqlite3.connect(db).execute("SELECT count(*) FROM messages").fetchone()[0]
+    assert 0 < kept < 2500
+    rerun = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    assert f"imported {2500 - kept:,}, duplicates {kept:,}, errors 0" in rerun.stdout
