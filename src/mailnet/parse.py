@@ -69,6 +69,11 @@ class ParsedMessage:
 
 _MSGID = re.compile(r"<([^<>\s]+)>")
 _TEXT_TYPES = ("text/plain", "text/html")
+_KEPT_HEADERS = frozenset({
+    "from", "sender", "to", "cc", "reply-to", "date", "subject", "message-id", "in-reply-to",
+    "references", "list-id", "list-post", "list-unsubscribe", "precedence", "auto-submitted",
+    "mime-version", "content-type", "content-transfer-encoding", "content-disposition",
+})
 
 
 def message_ids(value: str) -> list[str]:
@@ -81,9 +86,11 @@ def message_ids(value: str) -> list[str]:
 
 
 def _trim(msg: email.message.Message) -> str | None:
-    """Drop attachment payloads and Received headers; return the newest Received value."""
+    """Drop attachment payloads and unread headers; return the newest Received value."""
     received = msg.get_all("Received") or []
-    del msg["Received"]
+    # Keep only the headers mailnet reads: mail-parser decodes every header it is given.
+    for name in {k.lower() for k in msg} - _KEPT_HEADERS:
+        del msg[name]
     for part in msg.walk():
         if part.is_multipart():
             continue
