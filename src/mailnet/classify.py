@@ -34,6 +34,7 @@ import pandas as pd
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin
 from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import precision_recall_fscore_support
 from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import normalize
@@ -193,10 +194,19 @@ class MessageFeatures(TransformerMixin, BaseEstimator):
 
     @staticmethod
     def _grams(frame: pd.DataFrame) -> tuple[list[list[list[str]]], list[list[str]]]:
-        """Per message: the n-grams of each sentence, and the subject's n-grams."""
+        """Per message: the n-grams of each sentence, and its marked n-grams.
+
+        Marked: the subject's (s:), and the first (f:) and last (l:) sentence's,
+        since where a "thanks" or a question stands says much (an opening
+        "Thanks for the fix" is gratitude, a closing "Thanks," a sign-off).
+        """
         bodies = [[ngrams(s) for s in split_sentences(t)] for t in frame["new_text"]]
-        subjects = [["s:" + g for g in ngrams(s)] for s in frame["subject"]]
-        return bodies, subjects
+        marked = [["s:" + g for g in ngrams(s)] for s in frame["subject"]]
+        for body, extra in zip(bodies, marked, strict=True):
+            if body:
+                extra += ["f:" + g for g in body[0]]
+                extra += ["l:" + g for g in body[-1]]
+        return bodies, marked
 
     def fit(self, frame: pd.DataFrame, y: Any = None) -> MessageFeatures:
         check_is_fitted(self.sentence_model)
@@ -310,7 +320,8 @@ class PerTagClassifier(ClassifierMixin, BaseEstimator):
     `Y` has a column per tag in :data:`TAGS`; :data:`UNKNOWN` marks a label
     that was not given, so each tag learns from the rows that know it (spam
     corpora know `sales`, nothing else). The threshold of each tag maximises
-    the F1 of the out-of-fold calibrated probabilities.
+    the F1 of the out-of-fold calibrated probabilities; the scores at that
+    threshold are kept as `cv_scores_`.
     """
 
     def __init__(self, C: float | Sequence[float] = 4.0, folds: int = 5,
@@ -324,7 +335,7 @@ class PerTagClassifier(ClassifierMixin, BaseEstimator):
         Y = np.asarray(Y)
         weights = np.ones(len(Y)) if sample_weight is None else np.asarray(sample_weight)
         cs = [self.C] * len(TAGS) if np.isscalar(self.C) else list(self.C)
-        coef, intercept, calib, thresholds = [], [], [], []
+        coef, intercept, calib, thresholds, cv = [], [], [], [], []
         for k, tag in enumerate(TAGS):
             known = Y[:, k] != UNKNOWN
             x, y, w = X[known], Y[known, k].astype(int), weights[known]
@@ -342,6 +353,9 @@ class PerTagClassifier(ClassifierMixin, BaseEstimator):
             platt = LogisticRegression(C=1e4).fit(oof[:, None], y)
             a, b = float(platt.coef_[0, 0]), float(platt.intercept_[0])
             thresholds.append(best_threshold(y, _sigmoid(a * oof + b)))
+            predicted = _sigmoid(a * oof + b) > thresholds[-1]
+            cv.append((*precision_recall_fscore_support(y, predicted, average="binary",
+                                                        zero_division=0)[:3], y.sum()))
             lr = self._lr(cs[k]).fit(x, y, sample_weight=w)
             coef.append(lr.coef_.ravel())
             intercept.append(float(lr.intercept_[0]))
@@ -350,6 +364,7 @@ class PerTagClassifier(ClassifierMixin, BaseEstimator):
         self.intercept_ = np.asarray(intercept)
         self.calibration_ = np.asarray(calib)
         self.thresholds_ = np.asarray(thresholds)
+        self.cv_scores_ = np.asarray(cv, dtype=float)  # precision, recall, F1, support
         self.classes_ = np.array(TAGS)
         return self
 
@@ -429,7 +444,8 @@ def save_model(pipeline: Pipeline, card: dict[str, Any], directory: Path) -> Int
     untrusted = set(sio.get_untrusted_types(data=data)) - set(TRUSTED_TYPES)
     if untrusted:  # a type added to the pipeline without adding it to the trusted list
         raise ModelError(f"model holds types missing from TRUSTED_TYPES: {sorted(untrusted)}")
-    card = {**card, "version": f"{card.get('name', 'model')}-{hashlib.sha256(data).hexdigest()[:12]}",
+    digest = hashlib.sha256(data).hexdigest()[:12]
+    card = {**card, "version": f"{card.get('name', 'model')}-{digest}",
             "thresholds": dict(zip(TAGS, pipeline[-1].thresholds_.tolist(), strict=True)),
             "model_file": MODEL_FILE, "model_bytes": len(data)}
     files = {MODEL_FILE: data, CARD_JSON: (json.dumps(card, indent=2) + "\n").encode(),
@@ -498,9 +514,9 @@ def render_card(card: dict[str, Any]) -> str:
 
 # --- the store ---------------------------------------------------------------
 
-_FRAME_SQL = f"""SELECT m.id, m.message_id, m.subject, substr(m.new_text, 1, {MAX_CHARS}) AS new_text,
-        m.parent_id IS NOT NULL AS is_reply, m.is_bulk, m.list_id, m.precedence,
-        m.list_unsubscribe
+_FRAME_SQL = f"""SELECT m.id, m.message_id, m.subject,
+        substr(m.new_text, 1, {MAX_CHARS}) AS new_text, m.parent_id IS NOT NULL AS is_reply,
+        m.is_bulk, m.list_id, m.precedence, m.list_unsubscribe
     FROM messages m"""
 
 
@@ -541,3 +557,36 @@ def classify_store(store: Store, model: IntentModel, *, retag: bool = False,
         if on_progress:
             on_progress(done, len(todo))
     return ClassifySummary(done, time.perf_counter() - start, model.version)
+
+
+def list_messages(store: Store, tag: str | None = None,
+                  ids: Iterable[int] | None = None) -> pd.DataFrame:
+    """Stored messages with their tags and tag probabilities, newest first.
+
+    `tag` keeps messages carrying that tag; `ids` keeps only those row ids.
+    Untagged messages (not yet classified) show no tags and no probabilities.
+    """
+    if tag is not None and tag not in TAGS:
+        raise MailnetError(f"unknown tag {tag!r} (tags are {', '.join(TAGS)})")
+    frame = pd.read_sql_query(
+        f"""SELECT m.id, m.date, m.from_addr AS sender, m.subject, t.labels AS tags,
+                   {", ".join(f"t.{t}" for t in TAGS)}, t.model_version, m.message_id
+            FROM messages m LEFT JOIN tags t ON t.message = m.id
+            ORDER BY m.date DESC, m.id DESC""", store.db)
+    if ids is not None:
+        frame = frame[frame["id"].isin(set(ids))]
+    frame["tags"] = [t.split() if isinstance(t, str) else [] for t in frame["tags"]]
+    if tag is not None:
+        frame = frame[[tag in t for t in frame["tags"]]]
+    frame["date"] = pd.to_datetime(frame["date"], utc=True, errors="coerce")
+    return frame.drop(columns="id").reset_index(drop=True)
+
+
+def uncertainty(model: IntentModel, probabilities: np.ndarray) -> np.ndarray:
+    """How close a message's least clear tag is to its threshold (lower: less sure).
+
+    Measured in log-odds, so 0.02 against a 0.01 threshold counts as far.
+    """
+    p = np.clip(probabilities, 1e-6, 1 - 1e-6)
+    t = np.clip(model.pipeline[-1].thresholds_, 1e-6, 1 - 1e-6)
+    return np.abs(np.log(p / (1 - p)) - np.log(t / (1 - t))).min(axis=1)

@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 FORMATS = ("table", "csv", "json")
+RECORD_FORMATS = (*FORMATS, "jsonl")  # jsonl: one JSON object per line, for streams of records
 
 
 def _plain(value: Any) -> Any:
@@ -38,6 +39,10 @@ def to_json(frame: pd.DataFrame) -> str:
     return json.dumps(records(frame), ensure_ascii=False, indent=2) + "\n"
 
 
+def to_jsonl(frame: pd.DataFrame) -> str:
+    return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records(frame))
+
+
 def to_table(frame: pd.DataFrame, title: str | None = None) -> Table:
     table = Table(title=title, header_style="bold", show_lines=False)
     for col in frame.columns:
@@ -60,10 +65,12 @@ def _cell(value: Any) -> str:
 
 
 def emit(frame: pd.DataFrame, fmt: str, console: Console, title: str | None = None) -> None:
-    """Write `frame` to the console in one of :data:`FORMATS`."""
+    """Write `frame` to the console in one of :data:`RECORD_FORMATS`."""
     if fmt == "csv":
         console.file.write(to_csv(frame))
     elif fmt == "json":
         console.file.write(to_json(frame))
+    elif fmt == "jsonl":
+        console.file.write(to_jsonl(frame))
     else:
         console.print(to_table(frame, title))
