@@ -17,15 +17,22 @@ to trust (:data:`TRUSTED_TYPES`): a model file cannot run code when loaded.
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import hashlib
 import json
 import math
+import multiprocessing
+import os
 import re
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Sequence
+import zipfile
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from importlib import resources
+from itertools import repeat
 from pathlib import Path
 from typing import Any
 
@@ -65,8 +72,6 @@ _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n\s*\n|\n(?=\s*[-*•>\d])")
 _TOKEN = re.compile(r"[a-z0-9]+(?:['’][a-z]+)?|[?!$€£]")
 _URL = re.compile(r"https?://|www\.")
 _MONEY = re.compile(r"[$€£]\s?\d|\d\s?(?:usd|eur|dollars)\b", re.IGNORECASE)
-_UPPER = re.compile(r"[A-Z]")
-_LETTER = re.compile(r"[A-Za-z]")
 
 
 def split_sentences(text: str) -> list[str]:
@@ -84,13 +89,29 @@ def ngrams(sentence: str) -> list[str]:
     return words + [a + " " + b for a, b in zip(starts, words, strict=False)]
 
 
-def _vocabulary(docs: Iterable[list[str]], min_df: int, max_features: int) -> dict[str, int]:
+def _vocabulary(docs: Iterable[list[str]], min_df: int, max_features: int) -> np.ndarray:
+    """The most frequent n-grams in at least `min_df` docs, sorted: column i is term i."""
     df: dict[str, int] = {}
     for grams in docs:
         for g in set(grams):
             df[g] = df.get(g, 0) + 1
     kept = sorted((g for g, n in df.items() if n >= min_df), key=lambda g: (-df[g], g))
-    return {g: i for i, g in enumerate(sorted(kept[:max_features]))}
+    return np.asarray(sorted(kept[:max_features]), dtype=str)
+
+
+class _CachedLookup:
+    """A term → column dict built on first use and never saved: the model file keeps
+    only the term arrays, a fraction of a pickled dict's size."""
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()  # type: ignore[misc]
+        state.pop("_lookup", None)
+        return state
+
+    def _cached(self, build: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        if "_lookup" not in self.__dict__:
+            self._lookup = build()
+        return self._lookup
 
 
 def _idf(rows: sp.csr_matrix) -> np.ndarray:
@@ -103,10 +124,14 @@ def _counts(ids: Sequence[np.ndarray], width: int) -> sp.csr_matrix:
     """Rows of term counts from rows of column ids (-1: not in the vocabulary)."""
     lengths = np.fromiter((len(a) for a in ids), dtype=np.int64, count=len(ids))
     cols = np.concatenate(ids) if len(ids) else np.zeros(0, np.int64)
-    rows = np.repeat(np.arange(len(ids)), lengths)
+    return _coo_counts(np.repeat(np.arange(len(ids)), lengths), cols, len(ids), width)
+
+
+def _coo_counts(rows: np.ndarray, cols: np.ndarray, height: int, width: int) -> sp.csr_matrix:
+    """Term counts from (row, column) pairs; column -1 (not in the vocabulary) is dropped."""
     keep = cols >= 0
-    m = sp.csr_matrix((np.ones(keep.sum()), (rows[keep], cols[keep])),
-                      shape=(len(ids), width))
+    m = sp.csr_matrix((np.ones(int(keep.sum())), (rows[keep], cols[keep])),
+                      shape=(height, width))
     m.sum_duplicates()
     return m
 
@@ -119,7 +144,7 @@ def _tfidf(counts: sp.csr_matrix, idf: np.ndarray) -> sp.csr_matrix:
 
 # --- the sentence model ------------------------------------------------------
 
-class SentenceModel(ClassifierMixin, BaseEstimator):
+class SentenceModel(_CachedLookup, ClassifierMixin, BaseEstimator):
     """Is this one sentence a request (asks someone to do or give something)?
 
     Trained on its own data (labelled sentences); inside the message model it
@@ -133,8 +158,9 @@ class SentenceModel(ClassifierMixin, BaseEstimator):
 
     def fit(self, sentences: Sequence[str], y: Sequence[int]) -> SentenceModel:
         grams = [ngrams(s) for s in sentences]
-        self.vocabulary_ = _vocabulary(grams, self.min_df, self.max_features)
-        counts = _counts([self._ids(g) for g in grams], len(self.vocabulary_))
+        self.terms_ = _vocabulary(grams, self.min_df, self.max_features)
+        self.__dict__.pop("_lookup", None)
+        counts = _counts([self._ids(g) for g in grams], len(self.terms_))
         self.idf_ = _idf(counts)
         lr = LogisticRegression(C=self.C, max_iter=3000).fit(_tfidf(counts, self.idf_), y)
         self.coef_, self.intercept_ = lr.coef_.ravel(), float(lr.intercept_[0])
@@ -142,8 +168,11 @@ class SentenceModel(ClassifierMixin, BaseEstimator):
         return self
 
     def _ids(self, grams: list[str]) -> np.ndarray:
-        get = self.vocabulary_.get
+        get = self.vocabulary().get
         return np.fromiter((get(g, -1) for g in grams), dtype=np.int64, count=len(grams))
+
+    def vocabulary(self) -> dict[str, int]:
+        return self._cached(lambda: {t: i for i, t in enumerate(self.terms_.tolist())})
 
     def scores(self, counts: sp.csr_matrix) -> np.ndarray:
         """Decision values of sentence rows of counts over this model's vocabulary."""
@@ -151,7 +180,7 @@ class SentenceModel(ClassifierMixin, BaseEstimator):
 
     def decision_function(self, sentences: Sequence[str]) -> np.ndarray:
         check_is_fitted(self)
-        counts = _counts([self._ids(ngrams(s)) for s in sentences], len(self.vocabulary_))
+        counts = _counts([self._ids(ngrams(s)) for s in sentences], len(self.terms_))
         return self.scores(counts)
 
     def predict_proba(self, sentences: Sequence[str]) -> np.ndarray:
@@ -166,90 +195,134 @@ class SentenceModel(ClassifierMixin, BaseEstimator):
 
 META_FEATURES = (
     "is_reply", "is_bulk", "list_id", "precedence_bulk", "precedence_list", "unsubscribe",
-    "subject_re", "subject_fwd", "empty", "log_chars", "log_sentences", "questions",
-    "question_share", "last_is_question", "urls", "money", "exclamations", "caps_ratio",
-    "subject_caps_ratio", "subject_money", "digits_ratio",
+    "subject_re", "subject_fwd", "subject_money", "urls", "money",
+    "empty", "log_chars", "log_sentences", "questions", "exclamations", "question_share",
+    "last_is_question", "caps_ratio", "digits_ratio", "subject_caps_ratio",
     "request_max", "request_mean", "request_top2", "request_first", "request_last",
 )
 
 
-def _ratio(pattern: re.Pattern[str], text: str) -> float:
-    letters = len(_LETTER.findall(text))
-    return len(pattern.findall(text)) / letters if letters else 0.0
+def _char_counts(texts: Sequence[str]) -> dict[str, np.ndarray]:
+    """Per text: characters, upper-case and lower-case ASCII letters, digits, '?' and '!'.
+
+    Counted over all texts at once on one byte buffer: a loop over characters
+    in Python would cost more than the rest of the model.
+    """
+    joined = "\x00".join(texts).encode("latin-1", "replace")
+    b = np.frombuffer(joined, dtype=np.uint8)
+    lengths = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
+    owner = np.repeat(np.arange(len(texts)), lengths + 1)[: len(b)]
+
+    def count(mask: np.ndarray) -> np.ndarray:
+        return np.bincount(owner[mask], minlength=len(texts)).astype(float)
+
+    upper, lower = count((b >= 65) & (b <= 90)), count((b >= 97) & (b <= 122))
+    return {"chars": lengths.astype(float), "upper": upper, "letters": upper + lower,
+            "digits": count((b >= 48) & (b <= 57)), "?": count(b == 63), "!": count(b == 33)}
 
 
-class MessageFeatures(TransformerMixin, BaseEstimator):
+class MessageFeatures(_CachedLookup, TransformerMixin, BaseEstimator):
     """Message frame → [n-grams of subject and new text | message meta | sentence scores].
 
     `sentence_model` is a fitted :class:`SentenceModel` (its own training
-    data is sentences, not messages), used as it is.
+    data is sentences, not messages), used as it is. Besides every n-gram of
+    the text, the subject's (s:) and the first (f:) and last (l:) sentence's
+    n-grams are features of their own, since where a "thanks" or a question
+    stands says much (an opening "Thanks for the fix" is gratitude, a closing
+    "Thanks," a sign-off).
     """
 
     def __init__(self, sentence_model: SentenceModel | None = None, min_df: int = 2,
-                 max_features: int = 60000, meta_weight: float = 1.0) -> None:
+                 max_features: int = 60000, meta_weight: float = 0.3) -> None:
         self.sentence_model = sentence_model
         self.min_df = min_df
         self.max_features = max_features
         self.meta_weight = meta_weight
 
     @staticmethod
-    def _grams(frame: pd.DataFrame) -> tuple[list[list[list[str]]], list[list[str]]]:
-        """Per message: the n-grams of each sentence, and its marked n-grams.
-
-        Marked: the subject's (s:), and the first (f:) and last (l:) sentence's,
-        since where a "thanks" or a question stands says much (an opening
-        "Thanks for the fix" is gratitude, a closing "Thanks," a sign-off).
-        """
-        bodies = [[ngrams(s) for s in split_sentences(t)] for t in frame["new_text"]]
-        marked = [["s:" + g for g in ngrams(s)] for s in frame["subject"]]
-        for body, extra in zip(bodies, marked, strict=True):
-            if body:
-                extra += ["f:" + g for g in body[0]]
-                extra += ["l:" + g for g in body[-1]]
-        return bodies, marked
+    def _segments(subject: str, text: str) -> tuple[list[str], list[list[str]]]:
+        """A message's marked n-grams and the n-grams of each of its sentences."""
+        body = [ngrams(s) for s in split_sentences(text)]
+        marked = ["s:" + g for g in ngrams(subject)]
+        if body:
+            marked += ["f:" + g for g in body[0]]
+            marked += ["l:" + g for g in body[-1]]
+        return marked, body
 
     def fit(self, frame: pd.DataFrame, y: Any = None) -> MessageFeatures:
         check_is_fitted(self.sentence_model)
-        bodies, subjects = self._grams(frame)
-        docs = [[g for sent in body for g in sent] + subj
-                for body, subj in zip(bodies, subjects, strict=True)]
-        self.vocabulary_ = _vocabulary(docs, self.min_df, self.max_features)
-        # One lookup per n-gram serves both vocabularies: word → (message col, sentence col).
-        sentence_vocab = self.sentence_model.vocabulary_
-        self.lookup_ = {g: (self.vocabulary_.get(g, -1), sentence_vocab.get(g, -1))
-                        for g in self.vocabulary_.keys() | sentence_vocab.keys()}
-        counts, meta = self._parts(frame, bodies, subjects)
+        docs = []
+        for subject, text in zip(frame["subject"], frame["new_text"], strict=True):
+            marked, body = self._segments(subject, text)
+            docs.append(marked + [g for sent in body for g in sent])
+        self.terms_ = _vocabulary(docs, self.min_df, self.max_features)
+        self.__dict__.pop("_lookup", None)
+        counts, meta = self._parts(frame)
         self.idf_ = _idf(counts)
         self.meta_mean_ = meta.mean(axis=0)
         self.meta_scale_ = meta.std(axis=0) + 1e-6
         return self
 
-    def _parts(self, frame: pd.DataFrame, bodies: list[list[list[str]]],
-               subjects: list[list[str]]) -> tuple[sp.csr_matrix, np.ndarray]:
-        get, none = self.lookup_.get, (-1, -1)
-        msg_ids: list[np.ndarray] = []
-        sent_ids: list[np.ndarray] = []
-        owner: list[int] = []
-        for i, (body, subj) in enumerate(zip(bodies, subjects, strict=True)):
-            pairs = [get(g, none) for g in subj]
-            for sent in body:
-                found = [get(g, none) for g in sent]
-                pairs += found
-                sent_ids.append(np.fromiter((s for _, s in found), np.int64, len(found)))
-                owner.append(i)
-            msg_ids.append(np.fromiter((m for m, _ in pairs), np.int64, len(pairs)))
-        counts = _counts(msg_ids, len(self.vocabulary_))
-        scores = self.sentence_model.scores(
-            _counts(sent_ids, len(self.sentence_model.vocabulary_)))
-        return counts, self._meta(frame, bodies, np.asarray(owner, np.int64), scores)
+    def _build_lookup(self) -> dict[str, Any]:
+        """One dict lookup per n-gram serves both vocabularies: term → global id, and
+        arrays from global id to message column and sentence column (-1: absent)."""
+        mine = {t: i for i, t in enumerate(self.terms_.tolist())}
+        theirs = self.sentence_model.vocabulary()
+        ids = {g: i for i, g in enumerate(sorted(mine.keys() | theirs.keys()))}
+        msg_col, sent_col = np.full(len(ids) + 1, -1), np.full(len(ids) + 1, -1)
+        for g, i in ids.items():
+            msg_col[i], sent_col[i] = mine.get(g, -1), theirs.get(g, -1)
+        return {"ids": ids, "msg_col": msg_col, "sent_col": sent_col}
+
+    def _parts(self, frame: pd.DataFrame) -> tuple[sp.csr_matrix, np.ndarray]:
+        lookup = self._cached(self._build_lookup)
+        get, unknown = lookup["ids"].get, len(lookup["ids"])
+        flat: list[int] = []
+        seg_len: list[int] = []
+        seg_owner: list[int] = []
+        seg_is_sentence: list[bool] = []
+        for i, (subject, text) in enumerate(zip(frame["subject"], frame["new_text"],
+                                                strict=True)):
+            marked, body = self._segments(subject, text)
+            for grams, is_sentence in ((marked, False), *((s, True) for s in body)):
+                flat.extend(map(get, grams, repeat(unknown)))
+                seg_len.append(len(grams))
+                seg_owner.append(i)
+                seg_is_sentence.append(is_sentence)
+        gids = np.asarray(flat, dtype=np.int64)
+        lengths = np.asarray(seg_len, dtype=np.int64)
+        owner = np.asarray(seg_owner, dtype=np.int64)
+        is_sentence = np.asarray(seg_is_sentence, dtype=bool)
+        n = len(frame)
+        gram_owner = np.repeat(owner, lengths)
+        counts = _coo_counts(gram_owner, lookup["msg_col"][gids], n, len(self.terms_))
+        # Sentence rows: the grams of sentence segments, numbered in order.
+        sentence_row = np.repeat(np.cumsum(is_sentence) - 1, lengths)
+        in_sentence = np.repeat(is_sentence, lengths)
+        n_sentences = int(is_sentence.sum())
+        sentence_counts = _coo_counts(sentence_row[in_sentence],
+                                      lookup["sent_col"][gids[in_sentence]], n_sentences,
+                                      len(self.sentence_model.terms_))
+        scores = self.sentence_model.scores(sentence_counts)
+        q = lookup["ids"].get("?", -2)
+        asks = np.bincount(sentence_row[in_sentence], weights=gids[in_sentence] == q,
+                           minlength=n_sentences) > 0
+        return counts, self._meta(frame, owner[is_sentence], scores, asks)
 
     @staticmethod
-    def _meta(frame: pd.DataFrame, bodies: list[list[list[str]]], owner: np.ndarray,
-              scores: np.ndarray) -> np.ndarray:
+    def _meta(frame: pd.DataFrame, owner: np.ndarray, scores: np.ndarray,
+              asks: np.ndarray) -> np.ndarray:
+        """Header and shape features, and the sentence scores summed up per message."""
         n = len(frame)
-        per_message = np.bincount(owner, minlength=n)
-        total = np.bincount(owner, weights=scores, minlength=n)
         floor = -5.0  # a message with no sentence asks for nothing
+        per_message = np.bincount(owner, minlength=n)
+        has = per_message > 0
+        first_idx = np.searchsorted(owner, np.arange(n))
+        last_idx = first_idx + per_message - 1
+        scores_ = np.append(scores, floor)  # index len(scores): the floor, for empty messages
+        asks_ = np.append(asks, False)
+        first_idx = np.where(has, first_idx, len(scores))
+        last_idx = np.where(has, last_idx, len(scores))
         best = np.full(n, floor)
         np.maximum.at(best, owner, scores)
         second = np.full(n, floor)
@@ -258,41 +331,37 @@ class MessageFeatures(TransformerMixin, BaseEstimator):
             rank = np.arange(len(order)) - np.searchsorted(owner[order], owner[order])
             pick = order[rank == 1]
             second[owner[pick]] = scores[pick]
-        starts = np.searchsorted(owner, np.arange(n))
-        has = per_message > 0
-        first = np.where(has, scores[np.minimum(starts, len(scores) - 1)] if len(scores)
-                         else floor, floor)
-        last_idx = np.minimum(starts + per_message - 1, max(len(scores) - 1, 0))
-        last = np.where(has, scores[last_idx] if len(scores) else floor, floor)
-        rows = []
-        for body, subject, text, reply, bulk, list_id, prec, unsub in zip(
-                bodies, frame["subject"], frame["new_text"], frame["is_reply"],
-                frame["is_bulk"], frame["list_id"], frame["precedence"],
-                frame["list_unsubscribe"], strict=True):
-            text = text[:MAX_CHARS]
-            prec = prec.lower()
-            subj = subject.lower()
-            questions = sum(g.count("?") for sent in body for g in sent[:len(sent) // 2 + 1])
-            asking = sum("?" in sent for sent in body)
-            rows.append((
-                float(reply), float(bulk), float(bool(list_id)), float(prec in ("bulk", "junk")),
-                float(prec == "list"), float(bool(unsub)), float(subj.startswith("re:")),
-                float(subj.startswith(("fw:", "fwd:"))), float(not body),
-                math.log1p(len(text)), math.log1p(len(body)), math.log1p(questions),
-                asking / len(body) if body else 0.0, float(bool(body) and "?" in body[-1]),
-                math.log1p(len(_URL.findall(text))), math.log1p(len(_MONEY.findall(text))),
-                math.log1p(text.count("!")), _ratio(_UPPER, text), _ratio(_UPPER, subject),
-                float(bool(_MONEY.search(subject))),
-                sum(c.isdigit() for c in text) / len(text) if text else 0.0,
-            ))
-        meta = np.asarray(rows, dtype=np.float64).reshape(n, -1)
-        mean = np.divide(total, per_message, out=np.full(n, floor), where=has)
-        return np.column_stack([meta, best, mean, (best + second) / 2, first, last])
+        mean = np.divide(np.bincount(owner, weights=scores, minlength=n), per_message,
+                         out=np.full(n, floor), where=has)
+        texts = frame["new_text"].str.slice(0, MAX_CHARS).tolist()
+        subjects = frame["subject"].tolist()
+        body, subj = _char_counts(texts), _char_counts(subjects)
+        lowered = [s.lower() for s in subjects]
+        prec = frame["precedence"].str.lower()
+        columns = [
+            frame["is_reply"].astype(float), frame["is_bulk"].astype(float),
+            (frame["list_id"] != "").astype(float), prec.isin(("bulk", "junk")).astype(float),
+            (prec == "list").astype(float), (frame["list_unsubscribe"] != "").astype(float),
+            [float(s.startswith("re:")) for s in lowered],
+            [float(s.startswith(("fw:", "fwd:"))) for s in lowered],
+            [float(bool(_MONEY.search(s))) for s in subjects],
+            [math.log1p(len(_URL.findall(t))) for t in texts],
+            [math.log1p(len(_MONEY.findall(t))) for t in texts],
+            (~has).astype(float), np.log1p(body["chars"]), np.log1p(per_message),
+            np.log1p(body["?"]), np.log1p(body["!"]),
+            np.divide(np.bincount(owner, weights=asks, minlength=n), per_message,
+                      out=np.zeros(n), where=has),
+            asks_[last_idx].astype(float),
+            body["upper"] / np.maximum(body["letters"], 1),
+            body["digits"] / np.maximum(body["chars"], 1),
+            subj["upper"] / np.maximum(subj["letters"], 1),
+            best, mean, (best + second) / 2, scores_[first_idx], scores_[last_idx],
+        ]
+        return np.column_stack([np.asarray(c, dtype=float) for c in columns])
 
     def transform(self, frame: pd.DataFrame) -> sp.csr_matrix:
         check_is_fitted(self)
-        bodies, subjects = self._grams(frame)
-        counts, meta = self._parts(frame, bodies, subjects)
+        counts, meta = self._parts(frame)
         meta = (meta - self.meta_mean_) / self.meta_scale_ * self.meta_weight
         return sp.hstack([_tfidf(counts, self.idf_), sp.csr_matrix(meta)], format="csr")
 
@@ -324,7 +393,7 @@ class PerTagClassifier(ClassifierMixin, BaseEstimator):
     threshold are kept as `cv_scores_`.
     """
 
-    def __init__(self, C: float | Sequence[float] = 4.0, folds: int = 5,
+    def __init__(self, C: float | Sequence[float] = 16.0, folds: int = 5,
                  random_state: int = 0) -> None:
         self.C = C
         self.folds = folds
@@ -383,7 +452,7 @@ class PerTagClassifier(ClassifierMixin, BaseEstimator):
         return (self.predict_proba(X) > self.thresholds_).astype(int)
 
 
-def make_pipeline(sentence_model: SentenceModel, C: float | Sequence[float] = 4.0) -> Pipeline:
+def make_pipeline(sentence_model: SentenceModel, C: float | Sequence[float] = 16.0) -> Pipeline:
     """The message model: features then per-tag classifiers."""
     return Pipeline([("features", MessageFeatures(sentence_model)),
                      ("tags", PerTagClassifier(C=C))])
@@ -426,7 +495,14 @@ class IntentModel:
 
 
 def default_model_dir() -> Path:
-    """The model shipped inside the package (the top-level models/ folder of the source)."""
+    """The shipped model: models/ of this source checkout, else the installed mailnet.models.
+
+    The checkout comes first so a work tree runs its own model, not that of
+    whichever checkout mailnet was pip-installed from.
+    """
+    checkout = Path(__file__).resolve().parents[2]
+    if (checkout / "pyproject.toml").exists() and (checkout / "models" / MODEL_FILE).exists():
+        return checkout / "models"
     return Path(str(resources.files("mailnet.models")))
 
 
@@ -440,7 +516,7 @@ def save_model(pipeline: Pipeline, card: dict[str, Any], directory: Path) -> Int
     import skops.io as sio
 
     directory.mkdir(parents=True, exist_ok=True)
-    data = sio.dumps(pipeline)
+    data = sio.dumps(pipeline, compression=zipfile.ZIP_DEFLATED)
     untrusted = set(sio.get_untrusted_types(data=data)) - set(TRUSTED_TYPES)
     if untrusted:  # a type added to the pipeline without adding it to the trusted list
         raise ModelError(f"model holds types missing from TRUSTED_TYPES: {sorted(untrusted)}")
@@ -453,6 +529,7 @@ def save_model(pipeline: Pipeline, card: dict[str, Any], directory: Path) -> Int
     for name, content in files.items():
         with tempfile.NamedTemporaryFile(dir=directory, delete=False, suffix=".part") as tmp:
             tmp.write(content)
+        Path(tmp.name).chmod(0o644)
         Path(tmp.name).replace(directory / name)
     return IntentModel(pipeline, card)
 
@@ -533,30 +610,67 @@ class ClassifySummary:
     model_version: str
 
 
+_WORKER_MODEL: IntentModel | None = None  # the model, in a classify worker process
+
+
+def _init_worker(model: IntentModel) -> None:
+    global _WORKER_MODEL
+    _WORKER_MODEL = model
+
+
+def _worker_probabilities(frame: pd.DataFrame) -> np.ndarray:
+    assert _WORKER_MODEL is not None
+    return _WORKER_MODEL.probabilities(frame)
+
+
 def classify_store(store: Store, model: IntentModel, *, retag: bool = False,
-                   batch: int = 5000, on_progress: Callable[[int, int], None] | None = None,
-                   ) -> ClassifySummary:
+                   batch: int = 2500, workers: int = 0,
+                   on_progress: Callable[[int, int], None] | None = None) -> ClassifySummary:
     """Tag every untagged message (every message with `retag`), a batch per transaction.
 
-    A batch is committed on its own, so an interrupted run keeps its work.
+    Batches are tagged in `workers` processes (0: one per core) while this
+    process reads and writes the store; each batch is committed on its own,
+    so an interrupted run keeps its work.
     """
     start = time.perf_counter()
-    where = "" if retag else "WHERE NOT EXISTS (SELECT 1 FROM tags t WHERE t.message = m.id)"
-    todo = [i for (i,) in store.db.execute(f"SELECT m.id FROM messages m {where}")]
+    untagged = "" if retag else "AND m.id NOT IN (SELECT message FROM tags)"
+    todo = [i for (i,) in store.db.execute(f"SELECT m.id FROM messages m WHERE 1 {untagged}")]
+    frames = (message_frame(store, f"WHERE m.id BETWEEN ? AND ? {untagged}",
+                            (todo[lo], todo[min(lo + batch, len(todo)) - 1]))
+              for lo in range(0, len(todo), batch))
+    workers = min(workers or os.cpu_count() or 1, math.ceil(len(todo) / batch))
     done = 0
-    for lo in range(0, len(todo), batch):
-        ids = todo[lo:lo + batch]
-        frame = message_frame(store, "WHERE m.id BETWEEN ? AND ? " +
-                              ("" if retag else where.replace("WHERE", "AND")),
-                              (ids[0], ids[-1]))
-        probs = model.probabilities(frame)
-        store.set_tags(((int(i), dict(zip(TAGS, p.tolist(), strict=True)), t)
-                        for i, p, t in zip(frame["id"], probs, model.tags(probs), strict=True)),
-                       model.version)
-        done += len(frame)
-        if on_progress:
-            on_progress(done, len(todo))
+    with contextlib.ExitStack() as stack:
+        if workers > 1:
+            method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+            pool = stack.enter_context(ProcessPoolExecutor(
+                workers, mp_context=multiprocessing.get_context(method),
+                initializer=_init_worker, initargs=(model,)))
+            results: Iterator[tuple[pd.DataFrame, np.ndarray]] = _ordered(pool, frames, workers)
+        else:
+            results = ((f, model.probabilities(f)) for f in frames)
+        for frame, probs in results:
+            store.set_tags(((int(i), dict(zip(TAGS, p.tolist(), strict=True)), t)
+                            for i, p, t in zip(frame["id"], probs, model.tags(probs),
+                                               strict=True)), model.version)
+            done += len(frame)
+            if on_progress:
+                on_progress(done, len(todo))
     return ClassifySummary(done, time.perf_counter() - start, model.version)
+
+
+def _ordered(pool: ProcessPoolExecutor, frames: Iterator[pd.DataFrame],
+             width: int) -> Iterator[tuple[pd.DataFrame, np.ndarray]]:
+    """(frame, probabilities) in input order, keeping `width` frames in the pool."""
+    pending: collections.deque[tuple[pd.DataFrame, Future[np.ndarray]]] = collections.deque()
+    for frame in frames:
+        pending.append((frame, pool.submit(_worker_probabilities, frame)))
+        if len(pending) >= width:
+            done_frame, future = pending.popleft()
+            yield done_frame, future.result()
+    while pending:
+        done_frame, future = pending.popleft()
+        yield done_frame, future.result()
 
 
 def list_messages(store: Store, tag: str | None = None,
