@@ -393,7 +393,7 @@ class PerTagClassifier(ClassifierMixin, BaseEstimator):
     threshold are kept as `cv_scores_`.
     """
 
-    def __init__(self, C: float | Sequence[float] = 16.0, folds: int = 5,
+    def __init__(self, C: float | Sequence[float] = 64.0, folds: int = 5,
                  random_state: int = 0) -> None:
         self.C = C
         self.folds = folds
@@ -452,7 +452,7 @@ class PerTagClassifier(ClassifierMixin, BaseEstimator):
         return (self.predict_proba(X) > self.thresholds_).astype(int)
 
 
-def make_pipeline(sentence_model: SentenceModel, C: float | Sequence[float] = 16.0) -> Pipeline:
+def make_pipeline(sentence_model: SentenceModel, C: float | Sequence[float] = 64.0) -> Pipeline:
     """The message model: features then per-tag classifiers."""
     return Pipeline([("features", MessageFeatures(sentence_model)),
                      ("tags", PerTagClassifier(C=C))])

@@ -187,7 +187,9 @@ def _label_rows(path: Path) -> Iterator[tuple[str, list[str], str]]:
         return
     with path.open(newline="", encoding="utf-8") as fh:
         reader = csv.DictReader(fh)
-        fields = set(reader.fieldnames or ())
+        if reader.fieldnames is None:  # an empty file
+            return
+        fields = set(reader.fieldnames)
         if "message_id" not in fields:
             raise LabelsError(f"{path.name}: a CSV of labels needs a message_id column and "
                               "either a tags column or a 0/1 column per tag")
