@@ -357,6 +357,7 @@ class MessageFeatures(_CachedLookup, TransformerMixin, BaseEstimator):
             subj["upper"] / np.maximum(subj["letters"], 1),
             best, mean, (best + second) / 2, scores_[first_idx], scores_[last_idx],
         ]
+        assert len(columns) == len(META_FEATURES)  # the names stay in step with the values
         return np.column_stack([np.asarray(c, dtype=float) for c in columns])
 
     def transform(self, frame: pd.DataFrame) -> sp.csr_matrix:
@@ -571,6 +572,8 @@ def render_card(card: dict[str, Any]) -> str:
              f"- model file: `{card['model_file']}` ({card['model_bytes'] / 1e6:.1f} MB)"]
     if card.get("command"):
         lines.append(f"- reproduce: `{card['command']}`")
+    if card.get("message_features"):
+        lines.append(f"- message features: {', '.join(card['message_features'])}")
     lines += ["", "## Library versions", ""]
     lines += [f"- {name} {version}" for name, version in card.get("versions", {}).items()]
     lines += ["", "## Training data", ""]
