@@ -53,7 +53,7 @@ from mailnet.store import TAGS, Store
 # What the model reads of a message; classify and training build the same frame.
 COLUMNS = ("subject", "new_text", "is_reply", "is_bulk", "list_id", "precedence",
            "list_unsubscribe")
-MAX_CHARS = 2000  # of new text: the first paragraphs say what a message wants
+MAX_CHARS = 1200  # of new text: the first paragraphs say what a message wants
 MAX_SENTENCES = 40
 UNKNOWN = -1  # a label nobody gave (the tag is learned from other rows only)
 
