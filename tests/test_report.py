@@ -14,7 +14,7 @@ from mailnet import demo
 from mailnet.cli import main
 from mailnet.config import PATTERNS
 from mailnet.ledger import COLUMNS, LABELS, NEGATIVE
-from report_fixtures import EXPECTED, SAMPLE, make_sample, sample_store, tag_by_hand
+from report_fixtures import EXPECTED, SAMPLE, make_sample, sample_store
 
 AS_OF = ["--as-of", "2025-01-15"]
 
@@ -228,10 +228,8 @@ def test_sample_is_generated_deterministically(tmp_path: Path) -> None:
     assert demo.AS_OF.date() == make_sample().AS_OF
 
 
-def test_demo_shows_every_pattern(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """The demo's import → classify → report, with a stand-in classifier tagging by hand."""
-    tags = make_sample().message_tags()
-    monkeypatch.setattr(demo, "_classifier", lambda: lambda store: tag_by_hand(store, tags))
+def test_demo_shows_every_pattern(tmp_path: Path) -> None:
+    """The demo's import → classify (the shipped model) → report shows every pattern."""
     result = run("demo", "--keep", str(tmp_path / "demo.db"))
     assert result.exit_code == 0, result.output
     for pattern in PATTERNS:

@@ -31,19 +31,29 @@ from rich.progress import (
 )
 
 from mailnet import __version__
-from mailnet.config import PATTERNS, Config, ConfigError, default_config_path, load_config
+from mailnet.config import (
+    PATTERNS,
+    ClassifySettings,
+    Config,
+    ConfigError,
+    classify_settings,
+    default_config_path,
+    load_config,
+)
 from mailnet.errors import MailnetError
 from mailnet.imap import FolderProgress, fetch_account
 from mailnet.imap import summary_line as fetch_summary_line
 from mailnet.ingest import ImportSummary, import_sources, summary_line
 from mailnet.sources import Source, open_sources
-from mailnet.store import Store
+from mailnet.store import TAGS, Store
 
 if TYPE_CHECKING:
+    from mailnet.classify import IntentModel
     from mailnet.ledger import Ledger
 
 _PIPE_WIDTH = 120
 FORMATS = ("table", "csv", "json")
+RECORD_FORMATS = (*FORMATS, "jsonl")  # jsonl: one JSON object per line, for streams of records
 REPORT_FORMATS = (*FORMATS, "html")
 
 
@@ -57,6 +67,12 @@ class Context:
 
     def config(self) -> Config:
         return load_config(self.config_path, db=self.db)
+
+    def model(self, path: Path | None = None) -> IntentModel:
+        """The model given on the command line, else the configured/user/default one."""
+        from mailnet.classify import load_model
+
+        return load_model(path or classify_settings(self.config()).model_path())
 
 
 def friendly_errors(func: Any) -> Any:
@@ -98,11 +114,11 @@ def main(ctx: click.Context, config_path: Path | None, db: Path | None, verbose:
     ctx.obj = Context(config_path, db, verbose, out, err)
 
 
-def _progress(console: Console, *, fetch: bool = False) -> Progress:
-    """Bytes for an import; for a fetch, messages and the megabytes downloaded so far."""
-    counts = (MofNCompleteColumn(), TextColumn("{task.fields[mb]:,.1f} MB")) if fetch else (
-        DownloadColumn(),)
-    return Progress(TextColumn("{task.description}"), BarColumn(), *counts,
+def _progress(console: Console, unit: str = "bytes") -> Progress:
+    """Bytes for an import, a count for classify; for a fetch, messages and megabytes."""
+    amounts = {"bytes": (DownloadColumn(),), "count": (MofNCompleteColumn(),),
+               "fetch": (MofNCompleteColumn(), TextColumn("{task.fields[mb]:,.1f} MB"))}[unit]
+    return Progress(TextColumn("{task.description}"), BarColumn(), *amounts,
                     TimeRemainingColumn(), console=console, transient=not console.is_terminal)
 
 
@@ -158,7 +174,7 @@ def fetch(obj: Context, account: str | None, folders: tuple[str, ...], since: da
     names = [account] if account else list(config.accounts)
     with Store(config.db_path) as store:
         for name in names:
-            with _progress(obj.err, fetch=True) as progress:
+            with _progress(obj.err, "fetch") as progress:
                 summary = fetch_account(
                     store, config.accounts[name], folders=folders or None,
                     since=since.date() if since else None,
@@ -331,3 +347,164 @@ def demo_cmd(obj: Context, keep: Path | None) -> None:
     from mailnet import demo
 
     demo.run(obj.out, obj.err, keep)
+
+
+_MODEL_OPTION = click.option(
+    "--model", "model_path", type=click.Path(path_type=Path), default=None,
+    help="Model directory or .skops file (default: [classify] model, else your trained "
+         "model, else the one shipped with mailnet).")
+
+
+@main.command()
+@click.option("--retag", is_flag=True, help="Tag every message again (after a model change).")
+@_MODEL_OPTION
+@click.pass_obj
+@friendly_errors
+def classify(obj: Context, retag: bool, model_path: Path | None) -> None:
+    """Tag untagged messages as request / offer / thanks / sales."""
+    from mailnet.classify import classify_store
+
+    model = obj.model(model_path)
+    with Store(obj.config().db_path) as store, _progress(obj.err, "count") as progress:
+        task = progress.add_task("classifying", total=None)
+        summary = classify_store(store, model, retag=retag,
+                                 on_progress=lambda done, total: progress.update(
+                                     task, completed=done, total=total))
+    rate = summary.tagged / summary.seconds if summary.seconds else 0.0
+    obj.out.print(f"tagged {summary.tagged:,} messages with {summary.model_version} "
+                  f"in {summary.seconds:.1f} s ({rate:,.0f} messages/s)")
+
+
+@main.command()
+@click.argument("labels", type=click.Path(path_type=Path))
+@click.option("--with-default-data", is_flag=True,
+              help="Add the default model's training data (needs a mailnet source checkout "
+                   "with the shared corpora beside it).")
+@click.option("--shared", type=click.Path(path_type=Path), default=None,
+              help="The shared data folder for --with-default-data.")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Where to write the model (default: your user model, used from then on).")
+@_MODEL_OPTION
+@click.pass_obj
+@friendly_errors
+def train(obj: Context, labels: Path, with_default_data: bool, shared: Path | None,
+          out: Path | None, model_path: Path | None) -> None:
+    """Retrain on your labelled mail: a CSV/JSONL of message_id → tags, or an .eml tree.
+
+    A CSV has a message_id column and a tags column (space-separated) or a
+    0/1 column per tag; JSONL lines are {"message_id": ..., "tags": [...]}.
+    An .eml tree has a folder per tag (request, offer, thanks, sales, none).
+    """
+    from mailnet import training
+
+    config = obj.config()
+    base = obj.model(model_path)
+    with Store(config.db_path) as store:
+        data = training.user_labelled_set(store, labels)
+    obj.err.print(f"training on {len(data)} labelled messages …")
+    out = out or ClassifySettings.user_model_dir()
+    model = training.train_user_model(data, base, out, with_default_data=with_default_data,
+                                      shared=shared, source=str(labels))
+    cv = model.card["metrics"]["Cross-validation on the training data"]["tags"]
+    obj.out.print("cross-validated F1: " + ", ".join(f"{t} {m['f1']:.2f}" for t, m in cv.items()))
+    obj.out.print(f"saved {model.version} to {out}; run `mailnet classify --retag` to use it")
+
+
+@main.command()
+@click.argument("labels", type=click.Path(path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
+@_MODEL_OPTION
+@click.pass_obj
+@friendly_errors
+def evaluate(obj: Context, labels: Path, fmt: str, model_path: Path | None) -> None:
+    """Per-tag precision, recall, F1 and support of the model on your labels."""
+    from mailnet import training
+    from mailnet.output import emit
+
+    model = obj.model(model_path)
+    with Store(obj.config().db_path) as store:
+        data = training.user_labelled_set(store, labels)
+    report = training.evaluate(model, data)
+    emit(report.frame(), fmt, obj.out, title=f"{model.version} on {len(data)} messages")
+
+
+@main.command()
+@click.option("--out", type=click.Path(path_type=Path), default=Path("labels.csv"),
+              show_default=True, help="Labels file to add to (CSV: message_id,tags).")
+@click.option("--limit", type=int, default=None, help="Stop after labelling N messages.")
+@_MODEL_OPTION
+@click.pass_obj
+@friendly_errors
+def label(obj: Context, out: Path, limit: int | None, model_path: Path | None) -> None:
+    """Label messages by hand, those the model is least sure about first."""
+    import numpy as np
+
+    from mailnet import training
+    from mailnet.classify import message_frame, uncertainty
+
+    model = obj.model(model_path)
+    done = {lab.message_id for lab in training.read_labels(out)} \
+        if out.exists() and out.stat().st_size else set()
+    with Store(obj.config().db_path) as store:
+        frame = message_frame(store).drop_duplicates("message_id")
+    frame = frame[~frame["message_id"].isin(done)]
+    if frame.empty:
+        obj.err.print("Nothing left to label.")
+        return
+    probs = model.probabilities(frame)
+    order = np.argsort(uncertainty(model, probs), kind="stable")
+    keys = {t[0]: t for t in TAGS}
+    obj.err.print("Tags: " + ", ".join(f"[{t[0]}]{t[1:]}" for t in TAGS) +
+                  "; Enter: no tag, '-': skip, 'q': quit.")
+    labelled = 0
+    for i in order[:limit] if limit else order:
+        row = frame.iloc[i]
+        guess = [t for t, p, th in zip(TAGS, probs[i], model.pipeline[-1].thresholds_,
+                                       strict=True) if p > th]
+        obj.out.rule(row["subject"] or "(no subject)", style="dim")
+        obj.out.print(row["new_text"][:1500] or "(no new text)", markup=False, highlight=False)
+        obj.out.print(f"[dim]model: {' '.join(guess) or 'no tag'}[/dim]")
+        answer = click.prompt("tags", default="", show_default=False).strip().lower()
+        if answer == "q":
+            break
+        if answer == "-":
+            continue
+        try:
+            tags = training.parse_tag_answer(answer, keys)
+        except training.LabelsError as exc:
+            obj.err.print(f"{exc}; skipped")
+            continue
+        training.append_label(out, row["message_id"], tags)
+        labelled += 1
+    obj.out.print(f"{labelled} labels added to {out}")
+
+
+@main.command()
+@click.option("--tag", type=click.Choice(TAGS), default=None, help="Only messages with this tag.")
+@click.option("--contact", default=None, help="Only messages exchanged with this address.")
+@click.option("--format", "fmt", type=click.Choice(RECORD_FORMATS), default="table",
+              show_default=True)
+@click.option("--limit", type=int, default=None, help="Show only the newest N messages.")
+@click.pass_obj
+@friendly_errors
+def messages(obj: Context, tag: str | None, contact: str | None, fmt: str,
+             limit: int | None) -> None:
+    """Stored messages with date, sender, subject, tags and tag probabilities."""
+    from mailnet.classify import list_messages
+    from mailnet.contacts import exchanges
+    from mailnet.output import emit
+
+    config = obj.config()
+    with Store(config.db_path) as store:
+        ids = None
+        if contact is not None:
+            links = exchanges(store, config).links
+            ids = links.loc[links["contact"] == config.canonical(contact), "id"]
+        table = list_messages(store, tag, ids)
+    if limit is not None:
+        table = table.head(limit)
+    if fmt in ("table", "csv"):
+        table["tags"] = table["tags"].str.join(" ")
+    if fmt == "table":
+        table = table.drop(columns=["model_version", "message_id"])
+    emit(table, fmt, obj.out, title="Messages")

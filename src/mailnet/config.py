@@ -253,6 +253,38 @@ class Config:
         return self.aliases.get(addr, addr)
 
 
+@dataclass(frozen=True)
+class ClassifySettings:
+    """The [classify] table: which intent model tags messages."""
+
+    # A model directory or .skops file; None: the user's trained model if there is
+    # one (see `mailnet train`), else the default model shipped with mailnet.
+    model: Path | None = None
+
+    @staticmethod
+    def user_model_dir() -> Path:
+        return Path(platformdirs.user_data_dir(APP)) / "model"
+
+    def model_path(self) -> Path | None:
+        """The model to use; None means the shipped default."""
+        if self.model is not None:
+            return self.model
+        user = self.user_model_dir()
+        return user if (user / "intent.skops").exists() else None
+
+
+def classify_settings(config: Config) -> ClassifySettings:
+    """The typed [classify] settings of a config."""
+    table = config.classify
+    unknown = sorted(set(table) - {"model"})
+    if unknown:
+        raise ConfigError(f"[classify] unknown setting(s): {', '.join(unknown)}")
+    model = table.get("model")
+    if model is not None and not isinstance(model, str):
+        raise ConfigError("[classify] model must be a path")
+    return ClassifySettings(model=Path(model).expanduser() if model else None)
+
+
 def _aliases(table: dict[str, Any]) -> dict[str, str]:
     merged: dict[str, str] = {}
     for canonical, others in table.items():

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable
 from datetime import datetime
 from importlib.resources import as_file, files
 from pathlib import Path
 
 from rich.console import Console
 
+from mailnet.classify import classify_store, load_model
 from mailnet.config import Config
 from mailnet.ingest import import_sources, summary_line
 from mailnet.ledger import Window, build_ledger, select
@@ -21,15 +21,6 @@ from mailnet.store import Store
 AS_OF = datetime(2025, 1, 15)
 
 
-def _classifier() -> Callable[[Store], object] | None:
-    """`mailnet.classify.classify_store`, when this build has the classifier."""
-    try:
-        from mailnet.classify import classify_store  # type: ignore[import-not-found]
-    except ImportError:
-        return None
-    return classify_store  # type: ignore[no-any-return]
-
-
 def run(out: Console, err: Console, keep: Path | None = None) -> None:
     """Import the sample mailbox, tag it, and show who gives and who only takes."""
     with tempfile.TemporaryDirectory(prefix="mailnet-demo-") as tmp, \
@@ -39,12 +30,8 @@ def run(out: Console, err: Console, keep: Path | None = None) -> None:
         with Store(db) as store:
             summary = import_sources(store, open_source(Path(sample)), workers=1)
             err.print(f"sample mailbox: {summary_line(summary)}")
-            classify = _classifier()
-            if classify is None:
-                err.print("no classifier in this build: messages stay untagged, so only the "
-                          "patterns that need no tags can show")
-            else:
-                classify(store)
+            tagged = classify_store(store, load_model(), workers=1)
+            err.print(f"tagged {tagged.tagged} messages with the default model")
             ledger = build_ledger(store, config, Window(as_of=AS_OF))
         out.print(terminal_table(ledger, select(ledger)))
         hint = (f"mailnet --db {keep} contact jordan@pike-ventures.example --as-of 2025-01-15"

@@ -38,6 +38,10 @@ def to_json(frame: pd.DataFrame) -> str:
     return json.dumps(records(frame), ensure_ascii=False, indent=2) + "\n"
 
 
+def to_jsonl(frame: pd.DataFrame) -> str:
+    return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records(frame))
+
+
 def to_table(frame: pd.DataFrame, title: str | None = None) -> Table:
     table = Table(title=title, header_style="bold", show_lines=False)
     cells = [[_cell(v) for v in row] for row in frame.itertuples(index=False)]
@@ -64,10 +68,12 @@ def _cell(value: Any) -> str:
 
 
 def emit(frame: pd.DataFrame, fmt: str, console: Console, title: str | None = None) -> None:
-    """Write `frame` to the console as a table, CSV or JSON (`fmt`)."""
+    """Write `frame` to the console as a table, CSV, JSON or JSON lines (`fmt`)."""
     if fmt == "csv":
         console.file.write(to_csv(frame))
     elif fmt == "json":
         console.file.write(to_json(frame))
+    elif fmt == "jsonl":
+        console.file.write(to_jsonl(frame))
     else:
         console.print(to_table(frame, title))

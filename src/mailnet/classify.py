@@ -1,0 +1,710 @@
+"""The intent classifier: request / offer / thanks / sales for every message.
+
+One scikit-learn Pipeline, so what is computed at training time is exactly
+what is computed when tagging: :class:`MessageFeatures` turns a message
+frame (:data:`COLUMNS`) into sparse features, :class:`PerTagClassifier`
+gives a calibrated probability per tag and applies a threshold per tag.
+
+Speed matters (tens of thousands of messages a run, on a laptop), so the text
+is tokenised once per message, with regular expressions, and that one pass
+feeds both the message's bag of n-grams and :class:`SentenceModel`, a
+sentence-level request scorer (a request is often one sentence in a long
+message) whose best and mean sentence scores are message features.
+
+Models are stored with skops, whose loader builds only the types it is told
+to trust (:data:`TRUSTED_TYPES`): a model file cannot run code when loaded.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import hashlib
+import json
+import math
+import multiprocessing
+import os
+import re
+import tempfile
+import time
+import zipfile
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass
+from importlib import resources
+from itertools import repeat
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import precision_recall_fscore_support
+from sklearn.model_selection import StratifiedKFold
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import normalize
+from sklearn.utils.validation import check_is_fitted
+
+from mailnet.errors import MailnetError
+from mailnet.store import TAGS, Store
+
+# What the model reads of a message; classify and training build the same frame.
+COLUMNS = ("subject", "new_text", "is_reply", "is_bulk", "list_id", "precedence",
+           "list_unsubscribe")
+MAX_CHARS = 1200  # of new text: the first paragraphs say what a message wants
+MAX_SENTENCES = 40
+UNKNOWN = -1  # a label nobody gave (the tag is learned from other rows only)
+
+MODEL_FILE = "intent.skops"
+CARD_JSON = "model_card.json"
+CARD_MD = "MODEL_CARD.md"
+
+
+class ModelError(MailnetError):
+    """A model file that is missing, unreadable or holds a type that is not trusted."""
+
+
+# --- text --------------------------------------------------------------------
+
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n\s*\n|\n(?=\s*[-*•>\d])")
+_TOKEN = re.compile(r"[a-z0-9]+(?:['’][a-z]+)?|[?!$€£]")
+_URL = re.compile(r"https?://|www\.")
+_MONEY = re.compile(r"[$€£]\s?\d|\d\s?(?:usd|eur|dollars)\b", re.IGNORECASE)
+
+
+def split_sentences(text: str) -> list[str]:
+    """Sentences (or lines that stand alone) of a text, at most :data:`MAX_SENTENCES`."""
+    parts = [s for s in _SENTENCE_END.split(text[:MAX_CHARS]) if s and not s.isspace()]
+    return parts[:MAX_SENTENCES]
+
+
+def ngrams(sentence: str) -> list[str]:
+    """Lower-cased words and ?/!/$ signs, plus bigrams; '^' marks the sentence start."""
+    words = _TOKEN.findall(sentence.lower())
+    if not words:
+        return []
+    starts = ["^", *words]
+    return words + [a + " " + b for a, b in zip(starts, words, strict=False)]
+
+
+def _vocabulary(docs: Iterable[list[str]], min_df: int, max_features: int) -> np.ndarray:
+    """The most frequent n-grams in at least `min_df` docs, sorted: column i is term i."""
+    df: dict[str, int] = {}
+    for grams in docs:
+        for g in set(grams):
+            df[g] = df.get(g, 0) + 1
+    kept = sorted((g for g, n in df.items() if n >= min_df), key=lambda g: (-df[g], g))
+    return np.asarray(sorted(kept[:max_features]), dtype=str)
+
+
+class _CachedLookup:
+    """A term → column dict built on first use and never saved: the model file keeps
+    only the term arrays, a fraction of a pickled dict's size."""
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()  # type: ignore[misc]
+        state.pop("_lookup", None)
+        return state
+
+    def _cached(self, build: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        if "_lookup" not in self.__dict__:
+            self._lookup = build()
+        return self._lookup
+
+
+def _idf(rows: sp.csr_matrix) -> np.ndarray:
+    n = rows.shape[0]
+    df = np.bincount(rows.indices, minlength=rows.shape[1])
+    return np.log((1 + n) / (1 + df)) + 1.0
+
+
+def _counts(ids: Sequence[np.ndarray], width: int) -> sp.csr_matrix:
+    """Rows of term counts from rows of column ids (-1: not in the vocabulary)."""
+    lengths = np.fromiter((len(a) for a in ids), dtype=np.int64, count=len(ids))
+    cols = np.concatenate(ids) if len(ids) else np.zeros(0, np.int64)
+    return _coo_counts(np.repeat(np.arange(len(ids)), lengths), cols, len(ids), width)
+
+
+def _coo_counts(rows: np.ndarray, cols: np.ndarray, height: int, width: int) -> sp.csr_matrix:
+    """Term counts from (row, column) pairs; column -1 (not in the vocabulary) is dropped."""
+    keep = cols >= 0
+    m = sp.csr_matrix((np.ones(int(keep.sum())), (rows[keep], cols[keep])),
+                      shape=(height, width))
+    m.sum_duplicates()
+    return m
+
+
+def _tfidf(counts: sp.csr_matrix, idf: np.ndarray) -> sp.csr_matrix:
+    out = counts.copy()
+    out.data = (1.0 + np.log(out.data)) * idf[out.indices]
+    return normalize(out)
+
+
+# --- the sentence model ------------------------------------------------------
+
+class SentenceModel(_CachedLookup, ClassifierMixin, BaseEstimator):
+    """Is this one sentence a request (asks someone to do or give something)?
+
+    Trained on its own data (labelled sentences); inside the message model it
+    is a fitted component whose sentence scores become message features.
+    """
+
+    def __init__(self, C: float = 2.0, min_df: int = 2, max_features: int = 40000) -> None:
+        self.C = C
+        self.min_df = min_df
+        self.max_features = max_features
+
+    def fit(self, sentences: Sequence[str], y: Sequence[int]) -> SentenceModel:
+        grams = [ngrams(s) for s in sentences]
+        self.terms_ = _vocabulary(grams, self.min_df, self.max_features)
+        self.__dict__.pop("_lookup", None)
+        counts = _counts([self._ids(g) for g in grams], len(self.terms_))
+        self.idf_ = _idf(counts)
+        lr = LogisticRegression(C=self.C, max_iter=3000).fit(_tfidf(counts, self.idf_), y)
+        self.coef_, self.intercept_ = lr.coef_.ravel(), float(lr.intercept_[0])
+        self.classes_ = np.array([0, 1])
+        return self
+
+    def _ids(self, grams: list[str]) -> np.ndarray:
+        get = self.vocabulary().get
+        return np.fromiter((get(g, -1) for g in grams), dtype=np.int64, count=len(grams))
+
+    def vocabulary(self) -> dict[str, int]:
+        return self._cached(lambda: {t: i for i, t in enumerate(self.terms_.tolist())})
+
+    def scores(self, counts: sp.csr_matrix) -> np.ndarray:
+        """Decision values of sentence rows of counts over this model's vocabulary."""
+        return _tfidf(counts, self.idf_) @ self.coef_ + self.intercept_
+
+    def decision_function(self, sentences: Sequence[str]) -> np.ndarray:
+        check_is_fitted(self)
+        counts = _counts([self._ids(ngrams(s)) for s in sentences], len(self.terms_))
+        return self.scores(counts)
+
+    def predict_proba(self, sentences: Sequence[str]) -> np.ndarray:
+        p = 1.0 / (1.0 + np.exp(-self.decision_function(sentences)))
+        return np.column_stack([1 - p, p])
+
+    def predict(self, sentences: Sequence[str]) -> np.ndarray:
+        return (self.decision_function(sentences) > 0).astype(int)
+
+
+# --- message features --------------------------------------------------------
+
+META_FEATURES = (
+    "is_reply", "is_bulk", "list_id", "precedence_bulk", "precedence_list", "unsubscribe",
+    "subject_re", "subject_fwd", "subject_money", "urls", "money",
+    "empty", "log_chars", "log_sentences", "questions", "exclamations", "question_share",
+    "last_is_question", "caps_ratio", "digits_ratio", "subject_caps_ratio",
+    "request_max", "request_mean", "request_top2", "request_first", "request_last",
+)
+
+
+def _char_counts(texts: Sequence[str]) -> dict[str, np.ndarray]:
+    """Per text: characters, upper-case and lower-case ASCII letters, digits, '?' and '!'.
+
+    Counted over all texts at once on one byte buffer: a loop over characters
+    in Python would cost more than the rest of the model.
+    """
+    joined = "\x00".join(texts).encode("latin-1", "replace")
+    b = np.frombuffer(joined, dtype=np.uint8)
+    lengths = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
+    owner = np.repeat(np.arange(len(texts)), lengths + 1)[: len(b)]
+
+    def count(mask: np.ndarray) -> np.ndarray:
+        return np.bincount(owner[mask], minlength=len(texts)).astype(float)
+
+    upper, lower = count((b >= 65) & (b <= 90)), count((b >= 97) & (b <= 122))
+    return {"chars": lengths.astype(float), "upper": upper, "letters": upper + lower,
+            "digits": count((b >= 48) & (b <= 57)), "?": count(b == 63), "!": count(b == 33)}
+
+
+class MessageFeatures(_CachedLookup, TransformerMixin, BaseEstimator):
+    """Message frame → [n-grams of subject and new text | message meta | sentence scores].
+
+    `sentence_model` is a fitted :class:`SentenceModel` (its own training
+    data is sentences, not messages), used as it is. Besides every n-gram of
+    the text, the subject's (s:) and the first (f:) and last (l:) sentence's
+    n-grams are features of their own, since where a "thanks" or a question
+    stands says much (an opening "Thanks for the fix" is gratitude, a closing
+    "Thanks," a sign-off).
+    """
+
+    def __init__(self, sentence_model: SentenceModel | None = None, min_df: int = 2,
+                 max_features: int = 60000, meta_weight: float = 0.3) -> None:
+        self.sentence_model = sentence_model
+        self.min_df = min_df
+        self.max_features = max_features
+        self.meta_weight = meta_weight
+
+    @staticmethod
+    def _segments(subject: str, text: str) -> tuple[list[str], list[list[str]]]:
+        """A message's marked n-grams and the n-grams of each of its sentences."""
+        body = [ngrams(s) for s in split_sentences(text)]
+        marked = ["s:" + g for g in ngrams(subject)]
+        if body:
+            marked += ["f:" + g for g in body[0]]
+            marked += ["l:" + g for g in body[-1]]
+        return marked, body
+
+    def fit(self, frame: pd.DataFrame, y: Any = None) -> MessageFeatures:
+        check_is_fitted(self.sentence_model)
+        docs = []
+        for subject, text in zip(frame["subject"], frame["new_text"], strict=True):
+            marked, body = self._segments(subject, text)
+            docs.append(marked + [g for sent in body for g in sent])
+        self.terms_ = _vocabulary(docs, self.min_df, self.max_features)
+        self.__dict__.pop("_lookup", None)
+        counts, meta = self._parts(frame)
+        self.idf_ = _idf(counts)
+        self.meta_mean_ = meta.mean(axis=0)
+        self.meta_scale_ = meta.std(axis=0) + 1e-6
+        return self
+
+    def _build_lookup(self) -> dict[str, Any]:
+        """One dict lookup per n-gram serves both vocabularies: term → global id, and
+        arrays from global id to message column and sentence column (-1: absent)."""
+        mine = {t: i for i, t in enumerate(self.terms_.tolist())}
+        theirs = self.sentence_model.vocabulary()
+        ids = {g: i for i, g in enumerate(sorted(mine.keys() | theirs.keys()))}
+        msg_col, sent_col = np.full(len(ids) + 1, -1), np.full(len(ids) + 1, -1)
+        for g, i in ids.items():
+            msg_col[i], sent_col[i] = mine.get(g, -1), theirs.get(g, -1)
+        return {"ids": ids, "msg_col": msg_col, "sent_col": sent_col}
+
+    def _parts(self, frame: pd.DataFrame) -> tuple[sp.csr_matrix, np.ndarray]:
+        lookup = self._cached(self._build_lookup)
+        get, unknown = lookup["ids"].get, len(lookup["ids"])
+        flat: list[int] = []
+        seg_len: list[int] = []
+        seg_owner: list[int] = []
+        seg_is_sentence: list[bool] = []
+        for i, (subject, text) in enumerate(zip(frame["subject"], frame["new_text"],
+                                                strict=True)):
+            marked, body = self._segments(subject, text)
+            for grams, is_sentence in ((marked, False), *((s, True) for s in body)):
+                flat.extend(map(get, grams, repeat(unknown)))
+                seg_len.append(len(grams))
+                seg_owner.append(i)
+                seg_is_sentence.append(is_sentence)
+        gids = np.asarray(flat, dtype=np.int64)
+        lengths = np.asarray(seg_len, dtype=np.int64)
+        owner = np.asarray(seg_owner, dtype=np.int64)
+        is_sentence = np.asarray(seg_is_sentence, dtype=bool)
+        n = len(frame)
+        gram_owner = np.repeat(owner, lengths)
+        counts = _coo_counts(gram_owner, lookup["msg_col"][gids], n, len(self.terms_))
+        # Sentence rows: the grams of sentence segments, numbered in order.
+        sentence_row = np.repeat(np.cumsum(is_sentence) - 1, lengths)
+        in_sentence = np.repeat(is_sentence, lengths)
+        n_sentences = int(is_sentence.sum())
+        sentence_counts = _coo_counts(sentence_row[in_sentence],
+                                      lookup["sent_col"][gids[in_sentence]], n_sentences,
+                                      len(self.sentence_model.terms_))
+        scores = self.sentence_model.scores(sentence_counts)
+        q = lookup["ids"].get("?", -2)
+        asks = np.bincount(sentence_row[in_sentence], weights=gids[in_sentence] == q,
+                           minlength=n_sentences) > 0
+        return counts, self._meta(frame, owner[is_sentence], scores, asks)
+
+    @staticmethod
+    def _meta(frame: pd.DataFrame, owner: np.ndarray, scores: np.ndarray,
+              asks: np.ndarray) -> np.ndarray:
+        """Header and shape features, and the sentence scores summed up per message."""
+        n = len(frame)
+        floor = -5.0  # a message with no sentence asks for nothing
+        per_message = np.bincount(owner, minlength=n)
+        has = per_message > 0
+        first_idx = np.searchsorted(owner, np.arange(n))
+        last_idx = first_idx + per_message - 1
+        scores_ = np.append(scores, floor)  # index len(scores): the floor, for empty messages
+        asks_ = np.append(asks, False)
+        first_idx = np.where(has, first_idx, len(scores))
+        last_idx = np.where(has, last_idx, len(scores))
+        best = np.full(n, floor)
+        np.maximum.at(best, owner, scores)
+        second = np.full(n, floor)
+        if len(scores):
+            order = np.lexsort((-scores, owner))
+            rank = np.arange(len(order)) - np.searchsorted(owner[order], owner[order])
+            pick = order[rank == 1]
+            second[owner[pick]] = scores[pick]
+        mean = np.divide(np.bincount(owner, weights=scores, minlength=n), per_message,
+                         out=np.full(n, floor), where=has)
+        texts = frame["new_text"].str.slice(0, MAX_CHARS).tolist()
+        subjects = frame["subject"].tolist()
+        body, subj = _char_counts(texts), _char_counts(subjects)
+        lowered = [s.lower() for s in subjects]
+        prec = frame["precedence"].str.lower()
+        columns = [
+            frame["is_reply"].astype(float), frame["is_bulk"].astype(float),
+            (frame["list_id"] != "").astype(float), prec.isin(("bulk", "junk")).astype(float),
+            (prec == "list").astype(float), (frame["list_unsubscribe"] != "").astype(float),
+            [float(s.startswith("re:")) for s in lowered],
+            [float(s.startswith(("fw:", "fwd:"))) for s in lowered],
+            [float(bool(_MONEY.search(s))) for s in subjects],
+            [math.log1p(len(_URL.findall(t))) for t in texts],
+            [math.log1p(len(_MONEY.findall(t))) for t in texts],
+            (~has).astype(float), np.log1p(body["chars"]), np.log1p(per_message),
+            np.log1p(body["?"]), np.log1p(body["!"]),
+            np.divide(np.bincount(owner, weights=asks, minlength=n), per_message,
+                      out=np.zeros(n), where=has),
+            asks_[last_idx].astype(float),
+            body["upper"] / np.maximum(body["letters"], 1),
+            body["digits"] / np.maximum(body["chars"], 1),
+            subj["upper"] / np.maximum(subj["letters"], 1),
+            best, mean, (best + second) / 2, scores_[first_idx], scores_[last_idx],
+        ]
+        assert len(columns) == len(META_FEATURES)  # the names stay in step with the values
+        return np.column_stack([np.asarray(c, dtype=float) for c in columns])
+
+    def transform(self, frame: pd.DataFrame) -> sp.csr_matrix:
+        check_is_fitted(self)
+        counts, meta = self._parts(frame)
+        meta = (meta - self.meta_mean_) / self.meta_scale_ * self.meta_weight
+        return sp.hstack([_tfidf(counts, self.idf_), sp.csr_matrix(meta)], format="csr")
+
+
+# --- per-tag classifier ------------------------------------------------------
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-np.clip(z, -30, 30)))
+
+
+def best_threshold(y: np.ndarray, p: np.ndarray) -> float:
+    """The probability cut that maximises F1 on (y, p), halfway between two scores."""
+    order = np.argsort(-p)
+    ys, ps = y[order], p[order]
+    tp = np.cumsum(ys)
+    f1 = 2 * tp / (np.arange(1, len(ys) + 1) + ys.sum())
+    last = np.flatnonzero(np.r_[ps[1:] != ps[:-1], True])  # cut only between distinct scores
+    i = last[np.argmax(f1[last])]
+    return float((ps[i] + ps[i + 1]) / 2) if i + 1 < len(ps) else float(ps[i] / 2)
+
+
+class PerTagClassifier(ClassifierMixin, BaseEstimator):
+    """One logistic regression per tag, Platt-calibrated on out-of-fold scores.
+
+    `Y` has a column per tag in :data:`TAGS`; :data:`UNKNOWN` marks a label
+    that was not given, so each tag learns from the rows that know it (spam
+    corpora know `sales`, nothing else). The threshold of each tag maximises
+    the F1 of the out-of-fold calibrated probabilities; the scores at that
+    threshold are kept as `cv_scores_`.
+    """
+
+    def __init__(self, C: float | Sequence[float] = 64.0, folds: int = 5,
+                 random_state: int = 0) -> None:
+        self.C = C
+        self.folds = folds
+        self.random_state = random_state
+
+    def fit(self, X: sp.csr_matrix, Y: np.ndarray, sample_weight: np.ndarray | None = None,
+            ) -> PerTagClassifier:
+        Y = np.asarray(Y)
+        weights = np.ones(len(Y)) if sample_weight is None else np.asarray(sample_weight)
+        cs = [self.C] * len(TAGS) if np.isscalar(self.C) else list(self.C)
+        coef, intercept, calib, thresholds, cv = [], [], [], [], []
+        for k, tag in enumerate(TAGS):
+            known = Y[:, k] != UNKNOWN
+            x, y, w = X[known], Y[known, k].astype(int), weights[known]
+            smallest = int(min(y.sum(), len(y) - y.sum()))
+            if smallest < 3:
+                raise ModelError(f"tag {tag!r} needs at least 3 labelled messages with it and "
+                                 f"3 without it; found {int(y.sum())} with, "
+                                 f"{len(y) - int(y.sum())} without")
+            oof = np.zeros(len(y))
+            folds = StratifiedKFold(min(self.folds, smallest), shuffle=True,
+                                    random_state=self.random_state)
+            for train, test in folds.split(x, y):
+                lr = self._lr(cs[k]).fit(x[train], y[train], sample_weight=w[train])
+                oof[test] = lr.decision_function(x[test])
+            platt = LogisticRegression(C=1e4).fit(oof[:, None], y)
+            a, b = float(platt.coef_[0, 0]), float(platt.intercept_[0])
+            thresholds.append(best_threshold(y, _sigmoid(a * oof + b)))
+            predicted = _sigmoid(a * oof + b) > thresholds[-1]
+            cv.append((*precision_recall_fscore_support(y, predicted, average="binary",
+                                                        zero_division=0)[:3], y.sum()))
+            lr = self._lr(cs[k]).fit(x, y, sample_weight=w)
+            coef.append(lr.coef_.ravel())
+            intercept.append(float(lr.intercept_[0]))
+            calib.append((a, b))
+        self.coef_ = np.vstack(coef)
+        self.intercept_ = np.asarray(intercept)
+        self.calibration_ = np.asarray(calib)
+        self.thresholds_ = np.asarray(thresholds)
+        self.cv_scores_ = np.asarray(cv, dtype=float)  # precision, recall, F1, support
+        self.classes_ = np.array(TAGS)
+        return self
+
+    @staticmethod
+    def _lr(C: float) -> LogisticRegression:
+        return LogisticRegression(C=C, max_iter=5000, solver="liblinear")
+
+    def predict_proba(self, X: sp.csr_matrix) -> np.ndarray:
+        """Calibrated probability of each tag, one column per tag in :data:`TAGS`."""
+        check_is_fitted(self)
+        z = np.asarray(X @ self.coef_.T) + self.intercept_
+        return _sigmoid(self.calibration_[:, 0] * z + self.calibration_[:, 1])
+
+    def predict(self, X: sp.csr_matrix) -> np.ndarray:
+        """0/1 per tag: the probability is over that tag's threshold."""
+        return (self.predict_proba(X) > self.thresholds_).astype(int)
+
+
+def make_pipeline(sentence_model: SentenceModel, C: float | Sequence[float] = 64.0) -> Pipeline:
+    """The message model: features then per-tag classifiers."""
+    return Pipeline([("features", MessageFeatures(sentence_model)),
+                     ("tags", PerTagClassifier(C=C))])
+
+
+# --- persistence -------------------------------------------------------------
+
+# Everything a mailnet model file may contain beyond what skops trusts by default.
+TRUSTED_TYPES = [
+    "mailnet.classify.MessageFeatures",
+    "mailnet.classify.PerTagClassifier",
+    "mailnet.classify.SentenceModel",
+]
+
+
+@dataclass(frozen=True)
+class IntentModel:
+    """A fitted pipeline, its model card and its version (recorded with every tag)."""
+
+    pipeline: Pipeline
+    card: dict[str, Any]
+
+    @property
+    def version(self) -> str:
+        return str(self.card["version"])
+
+    @property
+    def thresholds(self) -> dict[str, float]:
+        return dict(zip(TAGS, self.pipeline[-1].thresholds_.tolist(), strict=True))
+
+    def probabilities(self, frame: pd.DataFrame) -> np.ndarray:
+        """One row per message, one calibrated probability per tag (:data:`TAGS`)."""
+        if frame.empty:
+            return np.zeros((0, len(TAGS)))
+        return self.pipeline.predict_proba(frame.loc[:, list(COLUMNS)])
+
+    def tags(self, probabilities: np.ndarray) -> list[list[str]]:
+        over = probabilities > self.pipeline[-1].thresholds_
+        return [[t for t, on in zip(TAGS, row, strict=True) if on] for row in over]
+
+
+def default_model_dir() -> Path:
+    """The shipped model: models/ of this source checkout, else the installed mailnet.models.
+
+    The checkout comes first so a work tree runs its own model, not that of
+    whichever checkout mailnet was pip-installed from.
+    """
+    checkout = Path(__file__).resolve().parents[2]
+    if (checkout / "pyproject.toml").exists() and (checkout / "models" / MODEL_FILE).exists():
+        return checkout / "models"
+    return Path(str(resources.files("mailnet.models")))
+
+
+def save_model(pipeline: Pipeline, card: dict[str, Any], directory: Path) -> IntentModel:
+    """Write the model, its JSON card and its markdown card into `directory`.
+
+    The version is a hash of the model bytes, so tags name exactly the model
+    that made them. Files are written beside their targets and then renamed:
+    a failed save leaves the previous model whole.
+    """
+    import skops.io as sio
+
+    directory.mkdir(parents=True, exist_ok=True)
+    data = sio.dumps(pipeline, compression=zipfile.ZIP_DEFLATED)
+    untrusted = set(sio.get_untrusted_types(data=data)) - set(TRUSTED_TYPES)
+    if untrusted:  # a type added to the pipeline without adding it to the trusted list
+        raise ModelError(f"model holds types missing from TRUSTED_TYPES: {sorted(untrusted)}")
+    digest = hashlib.sha256(data).hexdigest()[:12]
+    card = {**card, "version": f"{card.get('name', 'model')}-{digest}",
+            "thresholds": dict(zip(TAGS, pipeline[-1].thresholds_.tolist(), strict=True)),
+            "model_file": MODEL_FILE, "model_bytes": len(data)}
+    files = {MODEL_FILE: data, CARD_JSON: (json.dumps(card, indent=2) + "\n").encode(),
+             CARD_MD: render_card(card).encode()}
+    for name, content in files.items():
+        with tempfile.NamedTemporaryFile(dir=directory, delete=False, suffix=".part") as tmp:
+            tmp.write(content)
+        Path(tmp.name).chmod(0o644)
+        Path(tmp.name).replace(directory / name)
+    return IntentModel(pipeline, card)
+
+
+def load_model(path: Path | None = None) -> IntentModel:
+    """Load a model directory (or its .skops file); None: the default model.
+
+    Only the types in skops' defaults and :data:`TRUSTED_TYPES` are built;
+    anything else in the file is refused before any of it is instantiated.
+    """
+    import skops.io as sio
+
+    path = default_model_dir() if path is None else path
+    file = path / MODEL_FILE if path.is_dir() else path
+    card_file = file.with_name(CARD_JSON)
+    try:
+        data = file.read_bytes()
+        untrusted = sorted(set(sio.get_untrusted_types(data=data)) - set(TRUSTED_TYPES))
+        if untrusted:
+            raise ModelError(f"refusing model {file}: untrusted types {', '.join(untrusted)}")
+        pipeline = sio.loads(data, trusted=TRUSTED_TYPES)
+        card = json.loads(card_file.read_text(encoding="utf-8")) if card_file.exists() else {}
+    except ModelError:
+        raise
+    except Exception as exc:  # a truncated or foreign file fails in many ways
+        raise ModelError(f"cannot load model {file}: {type(exc).__name__}: {exc}") from None
+    if not isinstance(pipeline, Pipeline) or not isinstance(pipeline[-1], PerTagClassifier):
+        raise ModelError(f"{file} is not a mailnet intent model")
+    card.setdefault("version", "unversioned-" + hashlib.sha256(data).hexdigest()[:12])
+    return IntentModel(pipeline, card)
+
+
+def render_card(card: dict[str, Any]) -> str:
+    """The markdown model card: what the model was trained on and how well it does."""
+    lines = [f"# Model card: {card.get('name', 'mailnet intent model')}", "",
+             card.get("description", ""), "",
+             f"- version: `{card['version']}`",
+             f"- trained: {card.get('trained_at', 'unknown')}",
+             f"- model file: `{card['model_file']}` ({card['model_bytes'] / 1e6:.1f} MB)"]
+    if card.get("command"):
+        lines.append(f"- reproduce: `{card['command']}`")
+    if card.get("message_features"):
+        lines.append(f"- message features: {', '.join(card['message_features'])}")
+    lines += ["", "## Library versions", ""]
+    lines += [f"- {name} {version}" for name, version in card.get("versions", {}).items()]
+    lines += ["", "## Training data", ""]
+    lines += [f"- {item}" for item in card.get("training_data", [])]
+    lines += ["", "## Thresholds (chosen by cross-validation on the training data)", "",
+              "| tag | threshold |", "|---|---|"]
+    lines += [f"| {t} | {v:.3f} |" for t, v in card["thresholds"].items()]
+    for name, report in card.get("metrics", {}).items():
+        lines += ["", f"## {name}", "", report.get("description", ""), "",
+                  "| tag | precision | recall | F1 | support |", "|---|---|---|---|---|"]
+        for tag, m in report["tags"].items():
+            lines.append(f"| {tag} | {m['precision']:.3f} | {m['recall']:.3f} | "
+                         f"{m['f1']:.3f} | {m['support']} |")
+        if "macro_f1" in report:
+            lines.append(f"| **macro** | | | **{report['macro_f1']:.3f}** | |")
+    return "\n".join(lines) + "\n"
+
+
+# --- the store ---------------------------------------------------------------
+
+_FRAME_SQL = f"""SELECT m.id, m.message_id, m.subject,
+        substr(m.new_text, 1, {MAX_CHARS}) AS new_text, m.parent_id IS NOT NULL AS is_reply,
+        m.is_bulk, m.list_id, m.precedence, m.list_unsubscribe
+    FROM messages m"""
+
+
+def message_frame(store: Store, where: str = "", params: Sequence[object] = ()) -> pd.DataFrame:
+    """Stored messages as the model's input frame (plus id and message_id), by row id."""
+    return pd.read_sql_query(f"{_FRAME_SQL} {where} ORDER BY m.id", store.db,
+                             params=tuple(params))
+
+
+@dataclass(frozen=True)
+class ClassifySummary:
+    tagged: int
+    seconds: float
+    model_version: str
+
+
+_WORKER_MODEL: IntentModel | None = None  # the model, in a classify worker process
+
+
+def _init_worker(model: IntentModel) -> None:
+    global _WORKER_MODEL
+    _WORKER_MODEL = model
+
+
+def _worker_probabilities(frame: pd.DataFrame) -> np.ndarray:
+    assert _WORKER_MODEL is not None
+    return _WORKER_MODEL.probabilities(frame)
+
+
+def classify_store(store: Store, model: IntentModel, *, retag: bool = False,
+                   batch: int = 2500, workers: int = 0,
+                   on_progress: Callable[[int, int], None] | None = None) -> ClassifySummary:
+    """Tag every untagged message (every message with `retag`), a batch per transaction.
+
+    Batches are tagged in `workers` processes (0: one per core) while this
+    process reads and writes the store; each batch is committed on its own,
+    so an interrupted run keeps its work.
+    """
+    start = time.perf_counter()
+    untagged = "" if retag else "AND m.id NOT IN (SELECT message FROM tags)"
+    todo = [i for (i,) in store.db.execute(
+        f"SELECT m.id FROM messages m WHERE 1 {untagged} ORDER BY m.id")]  # batches are id ranges
+    frames = (message_frame(store, f"WHERE m.id BETWEEN ? AND ? {untagged}",
+                            (todo[lo], todo[min(lo + batch, len(todo)) - 1]))
+              for lo in range(0, len(todo), batch))
+    workers = min(workers or os.cpu_count() or 1, math.ceil(len(todo) / batch))
+    done = 0
+    with contextlib.ExitStack() as stack:
+        if workers > 1:
+            method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+            pool = stack.enter_context(ProcessPoolExecutor(
+                workers, mp_context=multiprocessing.get_context(method),
+                initializer=_init_worker, initargs=(model,)))
+            results: Iterator[tuple[pd.DataFrame, np.ndarray]] = _ordered(pool, frames, workers)
+        else:
+            results = ((f, model.probabilities(f)) for f in frames)
+        for frame, probs in results:
+            store.set_tags(((int(i), dict(zip(TAGS, p.tolist(), strict=True)), t)
+                            for i, p, t in zip(frame["id"], probs, model.tags(probs),
+                                               strict=True)), model.version)
+            done += len(frame)
+            if on_progress:
+                on_progress(done, len(todo))
+    return ClassifySummary(done, time.perf_counter() - start, model.version)
+
+
+def _ordered(pool: ProcessPoolExecutor, frames: Iterator[pd.DataFrame],
+             width: int) -> Iterator[tuple[pd.DataFrame, np.ndarray]]:
+    """(frame, probabilities) in input order, keeping `width` frames in the pool."""
+    pending: collections.deque[tuple[pd.DataFrame, Future[np.ndarray]]] = collections.deque()
+    for frame in frames:
+        pending.append((frame, pool.submit(_worker_probabilities, frame)))
+        if len(pending) >= width:
+            done_frame, future = pending.popleft()
+            yield done_frame, future.result()
+    while pending:
+        done_frame, future = pending.popleft()
+        yield done_frame, future.result()
+
+
+def list_messages(store: Store, tag: str | None = None,
+                  ids: Iterable[int] | None = None) -> pd.DataFrame:
+    """Stored messages with their tags and tag probabilities, newest first.
+
+    `tag` keeps messages carrying that tag; `ids` keeps only those row ids.
+    Untagged messages (not yet classified) show no tags and no probabilities.
+    """
+    if tag is not None and tag not in TAGS:
+        raise MailnetError(f"unknown tag {tag!r} (tags are {', '.join(TAGS)})")
+    frame = pd.read_sql_query(
+        f"""SELECT m.id, m.date, m.from_addr AS sender, m.subject, t.labels AS tags,
+                   {", ".join(f"t.{t}" for t in TAGS)}, t.model_version, m.message_id
+            FROM messages m LEFT JOIN tags t ON t.message = m.id
+            ORDER BY m.date DESC, m.id DESC""", store.db)
+    if ids is not None:
+        frame = frame[frame["id"].isin(set(ids))]
+    frame["tags"] = [t.split() if isinstance(t, str) else [] for t in frame["tags"]]
+    if tag is not None:
+        frame = frame[[tag in t for t in frame["tags"]]]
+    frame["date"] = pd.to_datetime(frame["date"], utc=True, errors="coerce")
+    return frame.drop(columns="id").reset_index(drop=True)
+
+
+def uncertainty(model: IntentModel, probabilities: np.ndarray) -> np.ndarray:
+    """How close a message's least clear tag is to its threshold (lower: less sure).
+
+    Measured in log-odds, so 0.02 against a 0.01 threshold counts as far.
+    """
+    p = np.clip(probabilities, 1e-6, 1 - 1e-6)
+    t = np.clip(model.pipeline[-1].thresholds_, 1e-6, 1 - 1e-6)
+    return np.abs(np.log(p / (1 - p)) - np.log(t / (1 - t))).min(axis=1)

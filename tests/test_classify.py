@@ -1,0 +1,338 @@
+"""The intent classifier through the real CLI: classify, messages, train, evaluate, label.
+
+These use the committed default model and messages written here; the
+metric checks on the shared data are in test_classify_metrics.py.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner, Result
+
+from mailnet.classify import (
+    ModelError,
+    best_threshold,
+    default_model_dir,
+    load_model,
+    message_frame,
+    split_sentences,
+    uncertainty,
+)
+from mailnet.cli import main
+from mailnet.store import TAGS, Store
+from mailnet.training import LabelsError, parse_tag_answer, read_labels
+
+from conftest import make_message
+
+CLI = Callable[..., Result]
+
+ENGLISH = {
+    "<ask@x.org>": ("Question about the B210 clock",
+                    "Hi all,\n\nCould someone tell me how to set the master clock rate on a "
+                    "B210? I tried 20 MHz but the driver refuses it. Any help appreciated."),
+    "<thx@x.org>": ("Re: B210 clock", "Thanks a lot Marcus, that fixed it! Works fine now."),
+    "<ad@x.org>": ("LIMITED OFFER: 80% OFF all watches",
+                   "BUY NOW!!! Best prices on luxury watches, free shipping worldwide. "
+                   "Click here: http://cheap.example/deal and save $$$ today. "
+                   "Unsubscribe: http://cheap.example/u"),
+}
+
+
+def import_messages(cli: CLI, tmp_path: Path, messages: dict[str, tuple[str, str]],
+                    folder: str = "inbox", **headers: str) -> Path:
+    """Write each (message id → subject, text) as an .eml file and import the folder."""
+    target = tmp_path / folder
+    target.mkdir(parents=True, exist_ok=True)
+    for n, (message_id, (subject, text)) in enumerate(messages.items()):
+        (target / f"{n:03d}.eml").write_bytes(
+            make_message(subject=subject, text=text, message_id=message_id, **headers))
+    result = cli("import", str(target))
+    assert result.exit_code == 0, result.output
+    return target
+
+
+def listed(cli: CLI, *args: str) -> dict[str, dict]:
+    result = cli("messages", "--format", "json", *args)
+    assert result.exit_code == 0, result.output
+    return {row["message_id"]: row for row in json.loads(result.output)}
+
+
+# --- classify and messages ---------------------------------------------------
+
+def test_classify_tags_new_messages_once_and_retag_redoes_all(cli: CLI, tmp_path: Path) -> None:
+    import_messages(cli, tmp_path, ENGLISH)
+    first = cli("classify")
+    assert first.exit_code == 0, first.output
+    assert "tagged 3 messages" in first.output
+    rows = listed(cli)
+    assert "request" in rows["ask@x.org"]["tags"]
+    assert "thanks" in rows["thx@x.org"]["tags"]
+    assert rows["ad@x.org"]["tags"] == ["sales"] or "sales" in rows["ad@x.org"]["tags"]
+    assert all(0.0 <= rows[m][t] <= 1.0 for m in rows for t in TAGS)
+    version = load_model().version
+    assert {r["model_version"] for r in rows.values()} == {version}
+
+    assert "tagged 0 messages" in cli("classify").output  # nothing new
+    import_messages(cli, tmp_path, {"<late@x.org>": ("Hello", "Could you send me the slides?")},
+                    folder="later")
+    assert "tagged 1 messages" in cli("classify").output
+    assert "tagged 4 messages" in cli("classify", "--retag").output
+
+
+def test_messages_filters_by_tag_and_contact_in_every_format(cli: CLI, tmp_path: Path) -> None:
+    import_messages(cli, tmp_path, ENGLISH)
+    import_messages(cli, tmp_path, {"<bob@x.org>": ("Re: hi", "Thank you so much for the help!")},
+                    folder="bob", sender="Bob <bob@y.org>")
+    cli("classify")
+    assert set(listed(cli, "--tag", "sales")) == {"ad@x.org"}
+    assert set(listed(cli, "--contact", "BOB@y.org")) == {"bob@x.org"}
+    lines = cli("messages", "--format", "jsonl").output.splitlines()
+    assert len(lines) == 4 and all(isinstance(json.loads(x)["tags"], list) for x in lines)
+    csv_out = cli("messages", "--format", "csv", "--tag", "sales").output
+    assert csv_out.splitlines()[0].startswith("date,sender,subject,tags,request")
+    assert "LIMITED" in cli("messages", "--tag", "sales").output
+    bad = cli("messages", "--tag", "spam")
+    assert bad.exit_code == 2
+
+
+# --- models on disk ----------------------------------------------------------
+
+def test_default_model_is_small_and_carries_its_card() -> None:
+    directory = default_model_dir()
+    assert (directory / "intent.skops").stat().st_size < 20_000_000
+    model = load_model()
+    card = json.loads((directory / "model_card.json").read_text())
+    assert model.version == card["version"]
+    assert set(card["thresholds"]) == set(TAGS)
+    for name in ("Held-out real messages", "Intent sentences", "SpamAssassin evaluation corpora"):
+        assert name in card["metrics"]
+    assert model.version in (directory / "MODEL_CARD.md").read_text()
+
+
+def _tamper(src: Path, dst: Path, class_name: str, new: dict[str, str]) -> None:
+    """Copy a skops file, changing what one node of its schema claims to be."""
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            if node.get("__class__") == class_name:
+                node.update(new)
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w") as zout:
+        for item in zin.infolist():
+            data = zin.read(item.filename)
+            if item.filename == "schema.json":
+                schema = json.loads(data)
+                walk(schema)
+                data = json.dumps(schema).encode()
+            zout.writestr(item, data)
+
+
+def test_a_tampered_model_with_an_untrusted_type_is_refused(tmp_path: Path) -> None:
+    tampered = tmp_path / "intent.skops"
+    # The per-tag classifier node now claims to be os.system: skops must not build it.
+    _tamper(default_model_dir() / "intent.skops", tampered, "PerTagClassifier",
+            {"__class__": "system", "__module__": "os"})
+    with pytest.raises(ModelError, match=r"untrusted types.*os\.system"):
+        load_model(tampered)
+    untouched = tmp_path / "copy.skops"
+    _tamper(default_model_dir() / "intent.skops", untouched, "no such class", {})
+    assert load_model(untouched).version.startswith("unversioned-")  # the copy itself loads
+
+
+def test_a_model_file_that_is_not_a_model_is_one_clear_error(cli: CLI, tmp_path: Path) -> None:
+    junk = tmp_path / "junk.skops"
+    junk.write_bytes(b"not a zip file")
+    result = cli("classify", "--model", str(junk))
+    assert result.exit_code == 2
+    assert result.output.count("\n") == 1 and "cannot load model" in result.output
+
+
+# --- retraining --------------------------------------------------------------
+
+# A new kind of mail the default model never saw: German. Written for this test.
+_NAMES = ["Anna", "Jonas", "Lena", "Felix", "Marie", "Paul", "Sophie", "Lukas", "Clara", "Tim",
+          "Greta", "Emil"]
+_THINGS = ["den Bericht", "die Präsentation", "das Angebot", "den Vertrag", "die Rechnung",
+           "den Plan", "die Zahlen", "das Protokoll", "die Skizze", "den Entwurf", "die Liste",
+           "das Konzept"]
+GERMAN = {
+    "thanks": ["Vielen Dank, {n}, für {t}! Das hat mir sehr geholfen.",
+               "Herzlichen Dank für {t}, {n}. Genau das habe ich gebraucht.",
+               "Danke dir, {n}, {t} ist angekommen und passt perfekt. Tausend Dank!"],
+    "request": ["Hallo {n}, könntest du mir bitte {t} bis Freitag schicken?",
+                "Liebe {n}, kannst du bitte {t} noch einmal prüfen und mir Bescheid geben?",
+                "Hi {n}, wäre es möglich, dass du mir {t} heute noch weiterleitest?"],
+    "offer": ["Hallo {n}, anbei findest du {t}, wie besprochen. Melde dich, wenn etwas fehlt.",
+              "Hi {n}, ich habe {t} fertig und hänge ihn dir an. Gerne helfe ich weiter.",
+              "{n}, hier ist {t}; ich habe die Fehler korrigiert und die Quellen ergänzt."],
+    "sales": ["JETZT ZUGREIFEN: {t} zum halben Preis! Nur heute 50% Rabatt, gratis Versand!",
+              "Sonderangebot für Sie: {t} ab 9,99 EUR. Bestellen Sie jetzt, Aktion endet bald!",
+              "Exklusiver Rabattcode: Sparen Sie 30% auf {t}. Jetzt kaufen und profitieren!"],
+}
+
+
+def german(tag: str, i: int) -> tuple[str, str]:
+    template = GERMAN[tag][i % 3]
+    text = template.format(n=_NAMES[i % 12], t=_THINGS[(i * 5 + len(tag)) % 12])
+    return {"thanks": "Danke!", "request": "Bitte um Hilfe", "offer": "Unterlagen",
+            "sales": "Angebot der Woche"}[tag], text
+
+
+def kind(message_id: str) -> str:
+    """The tag a German test message was written for, from its id."""
+    return re.match(r"<?(?:new-)?([a-z]+)\d+@", message_id).group(1)  # type: ignore[union-attr]
+
+
+def test_retraining_on_a_few_dozen_labelled_messages_learns_a_new_kind(
+        cli: CLI, tmp_path: Path) -> None:
+    # 40 labelled German messages, imported and labelled as an .eml tree (a folder per tag).
+    for tag in TAGS:
+        import_messages(cli, tmp_path / "labels",
+                        {f"<{tag}{i}@de.example>": german(tag, i) for i in range(10)},
+                        folder=tag)
+    # Unseen ones of the same kinds, with other names and things.
+    unseen = {f"<new-{tag}{i}@de.example>": german(tag, i) for tag in TAGS for i in (10, 11)}
+    import_messages(cli, tmp_path, unseen, folder="unseen")
+
+    cli("classify")
+    before = listed(cli)
+    out = tmp_path / "model"
+    result = cli("train", str(tmp_path / "labels"), "--out", str(out))
+    assert result.exit_code == 0, result.output
+    assert "cross-validated F1" in result.output
+    assert cli("classify", "--retag", "--model", str(out)).exit_code == 0
+    after = listed(cli)
+
+    new_version = load_model(out).version
+    assert {after[m]["model_version"] for m in after} == {new_version}
+    unseen_ids = [m.strip("<>") for m in unseen]
+    right_after = sum(after[m]["tags"] == [kind(m)] for m in unseen_ids)
+    right_before = sum(before[m]["tags"] == [kind(m)] for m in unseen_ids)
+    assert right_after >= 7, {m: after[m]["tags"] for m in unseen_ids}
+    assert right_before <= 4, {m: before[m]["tags"] for m in unseen_ids}
+    # The German thanks are what the default model misses outright.
+    assert not any("thanks" in before[m]["tags"] for m in unseen_ids if "thanks" in m)
+    assert all("thanks" in after[m]["tags"] for m in unseen_ids if "thanks" in m)
+
+
+def test_train_from_a_csv_of_message_ids_and_evaluate(cli: CLI, tmp_path: Path) -> None:
+    messages = {f"<{tag}{i}@de.example>": german(tag, i) for tag in TAGS for i in range(8)}
+    import_messages(cli, tmp_path, messages)
+    labels = tmp_path / "labels.csv"
+    labels.write_text("message_id,tags\n" + "".join(
+        f"{m.strip('<>')},{kind(m)}\n"
+        for m in messages))
+    out = tmp_path / "model"
+    assert cli("train", str(labels), "--out", str(out)).exit_code == 0
+    result = cli("evaluate", str(labels), "--model", str(out), "--format", "csv")
+    assert result.exit_code == 0, result.output
+    header, *rows = result.output.splitlines()
+    assert header == "tag,precision,recall,f1,support"
+    assert [r.split(",")[0] for r in rows] == [*TAGS, "macro"]
+    assert all(r.split(",")[4] == "8" for r in rows[:4])
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    ("", "no labels"),
+    ("message_id,tags\n", "no labels"),
+    ("message_id,tags\nask@x.org,question\n", "unknown tag 'question'"),
+    ("message_id,tags\nnowhere@x.org,request\n", "not in the store"),
+    ("id,stuff\n1,2\n", "needs a message_id column"),
+])
+def test_bad_labels_are_one_clear_line_and_write_nothing(
+        cli: CLI, tmp_path: Path, content: str, message: str) -> None:
+    import_messages(cli, tmp_path, ENGLISH)
+    labels = tmp_path / "labels.csv"
+    labels.write_text(content)
+    out = tmp_path / "model"
+    for command in (["train", str(labels), "--out", str(out)], ["evaluate", str(labels)]):
+        result = cli(*command)
+        assert result.exit_code == 2
+        assert result.output.count("\n") == 1 and message in result.output, result.output
+    assert not out.exists()
+
+
+def test_unreadable_labels_and_unknown_tag_folders(cli: CLI, tmp_path: Path) -> None:
+    missing = cli("train", str(tmp_path / "nope.csv"))
+    assert missing.exit_code == 2 and "not found" in missing.output
+    (tmp_path / "tree" / "question").mkdir(parents=True)
+    folder = cli("train", str(tmp_path / "tree"))
+    assert folder.exit_code == 2 and "unknown tag folder" in folder.output
+    jsonl = tmp_path / "labels.jsonl"
+    jsonl.write_text('{"message_id": "a@x.org"}\n')
+    assert "not a label record" in cli("evaluate", str(jsonl)).output
+
+
+def test_too_few_examples_of_a_tag_is_refused(cli: CLI, tmp_path: Path) -> None:
+    import_messages(cli, tmp_path, ENGLISH)
+    labels = tmp_path / "labels.jsonl"
+    labels.write_text("".join(json.dumps({"message_id": m.strip("<>"), "tags": ["request"]}) + "\n"
+                              for m in ENGLISH))
+    result = cli("train", str(labels), "--out", str(tmp_path / "model"))
+    assert result.exit_code == 2 and "needs at least 3" in result.output
+    assert not (tmp_path / "model").exists()
+
+
+# --- labelling loop ----------------------------------------------------------
+
+def label(cli: CLI, *args: str, input: str) -> Result:
+    """`mailnet label` on the test store, answering the prompts with `input`."""
+    base = ["--db", str(cli.db)]  # type: ignore[attr-defined]
+    return CliRunner().invoke(main, [*base, "label", *args], input=input,
+                              catch_exceptions=False)
+
+
+def test_label_saves_as_it_goes_and_resumes(cli: CLI, tmp_path: Path) -> None:
+    import_messages(cli, tmp_path, ENGLISH)
+    out = tmp_path / "mine.csv"
+    first = label(cli, "--out", str(out), input="r t\nx\n-\nq\n")
+    assert first.exit_code == 0, first.output
+    assert "unknown tag 'x'" in first.output
+    saved = read_labels(out)
+    assert len(saved) == 1 and saved[0].tags == ("request", "thanks")
+    second = label(cli, "--out", str(out), input="\n\n")
+    assert "2 labels added" in second.output
+    assert len(read_labels(out)) == 3  # every message once, the first one kept
+    assert "Nothing left to label" in cli("label", "--out", str(out)).output
+
+
+def test_label_shows_the_least_certain_message_first(cli: CLI, tmp_path: Path) -> None:
+    import_messages(cli, tmp_path, ENGLISH)
+    result = label(cli, "--out", str(tmp_path / "l.csv"), "--limit", "3", input="\n\n\n")
+    model = load_model()
+    with Store(cli.db) as store:  # type: ignore[attr-defined]
+        frame = message_frame(store)
+    order = np.argsort(uncertainty(model, model.probabilities(frame)), kind="stable")
+    shown = [s for s in frame["subject"].iloc[order]]
+    positions = [result.output.index(s) for s in shown]
+    assert positions == sorted(positions)
+
+
+# --- pieces ------------------------------------------------------------------
+
+def test_threshold_maximises_f1_between_scores() -> None:
+    y = np.array([1, 1, 0, 1, 0, 0])
+    p = np.array([0.9, 0.8, 0.7, 0.6, 0.2, 0.1])
+    assert 0.2 < best_threshold(y, p) < 0.6
+
+
+def test_tag_answers_and_sentences() -> None:
+    keys = {t[0]: t for t in TAGS}
+    assert parse_tag_answer("t r", keys) == ["request", "thanks"]
+    assert parse_tag_answer("sales,offer", keys) == ["offer", "sales"]
+    assert parse_tag_answer("rs", keys) == ["request", "sales"]
+    with pytest.raises(LabelsError):
+        parse_tag_answer("q", keys)
+    assert split_sentences("Hi. Can you help?\n\nThanks!") == ["Hi.", "Can you help?", "Thanks!"]

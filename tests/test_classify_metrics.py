@@ -1,0 +1,68 @@
+"""The default model's targets, on data it was never trained on (needs ../shared).
+
+Intent sentences: request F1 ≥ 0.80. SpamAssassin evaluation corpora: sales
+F1 ≥ 0.95 at precision ≥ 0.99. Held-out real messages: F1 ≥ 0.85 for request,
+thanks and sales, ≥ 0.75 for offer. A target the model does not reach yet
+is reported as xfail with the measured figure (so the run says plainly what
+is missing); the precision floor and the support checks are hard asserts.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mailnet.classify import IntentModel, load_model
+from mailnet.training import LabelledSet, evaluate, evaluate_sentences, evaluate_spam, held_out_set
+
+from conftest import SHARED
+
+pytestmark = [pytest.mark.shared, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def model() -> IntentModel:
+    return load_model()
+
+
+@pytest.fixture(scope="module")
+def held_out() -> LabelledSet:
+    if not (SHARED / "corpora").exists():
+        pytest.skip("needs ../shared/corpora (the shared corpora are absent)")
+    return held_out_set(SHARED)
+
+
+def test_intent_sentences_request_f1(model: IntentModel) -> None:
+    path = SHARED / "intent" / "enron-intent-test.tsv"
+    if not path.exists():
+        pytest.skip("needs ../shared/intent/enron-intent-test.tsv")
+    report = evaluate_sentences(model, path)
+    f1 = report.tags["request"].f1
+    print(f"intent sentences request F1 {f1:.3f}")
+    if f1 < 0.80:
+        pytest.xfail(f"target 1 not met: sentence request F1 {f1:.3f} < 0.80")
+
+
+def test_spamassassin_evaluation_sales(model: IntentModel, tmp_path_factory) -> None:
+    if not all((SHARED / "corpora" / f"{n}.mbox.xz").exists()
+               for n in ("spamassassin-easy-ham-2", "spamassassin-spam-2")):
+        pytest.skip("needs the SpamAssassin evaluation corpora in ../shared/corpora")
+    cache: Path = tmp_path_factory.mktemp("eval-corpora")
+    sales = evaluate_spam(model, SHARED, cache).tags["sales"]
+    print(f"spam-2 vs easy-ham-2: sales F1 {sales.f1:.3f}, precision {sales.precision:.3f}")
+    assert sales.precision >= 0.99
+    assert sales.f1 >= 0.95
+
+
+@pytest.mark.parametrize(("tag", "target"), [
+    ("request", 0.85), ("offer", 0.75), ("thanks", 0.85), ("sales", 0.85)])
+def test_held_out_real_messages(model: IntentModel, held_out: LabelledSet, tag: str,
+                                target: float) -> None:
+    report = evaluate(model, held_out)
+    score = report.tags[tag]
+    print(f"held-out {tag} F1 {score.f1:.3f} (support {score.support}); "
+          f"macro-F1 {report.macro_f1:.3f}")
+    assert score.support > 0
+    if score.f1 < target:
+        pytest.xfail(f"target 3 not met for {tag}: F1 {score.f1:.3f} < {target}")
