@@ -325,6 +325,8 @@ def _flags(store: Store, t: pd.DataFrame, events: pd.DataFrame, msgs: pd.DataFra
         & (t["their_reply_rate"] >= s.ally_min_reply_rate)
         & (t["my_reply_rate"] >= s.ally_min_reply_rate),
     }
+    # An ally is mutual: anyone who also takes more than gives in some way is not one.
+    masks["ally"] &= ~pd.concat([masks[p] for p in NEGATIVE], axis=1).any(axis=1)
     # Which messages prove each pattern, newest first.
     proof = {
         "only_asks": (theirs[theirs["request"]], "request"),
