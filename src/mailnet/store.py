@@ -9,7 +9,7 @@ while two different messages that happen to share a Message-ID are both kept.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -235,10 +235,6 @@ class Store:
                               (content_hash,))
         return cur.fetchone() is not None
 
-    def has_message_id(self, message_id: str) -> bool:
-        cur = self.db.execute("SELECT 1 FROM messages WHERE message_id = ? LIMIT 1", (message_id,))
-        return cur.fetchone() is not None
-
     def parent(self, message_rowid: int) -> int | None:
         """The stored message this one replies to, through In-Reply-To or References."""
         row = self.db.execute(
@@ -278,9 +274,3 @@ class Store:
             "ORDER BY date, id", members,
         ).fetchall()
         return [i for (i,) in order]
-
-    def iter_rows(self, sql: str, params: Iterable[object] = ()) -> Iterator[sqlite3.Row]:
-        """Rows of a read-only query, as mappings."""
-        cur = self.db.cursor()
-        cur.row_factory = sqlite3.Row
-        yield from cur.execute(sql, tuple(params))
