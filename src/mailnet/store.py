@@ -221,7 +221,7 @@ class Store:
                 (account, folder, uidvalidity, highest_uid),
             )
 
-    def errors(self) -> list[sqlite3.Row]:
+    def errors(self) -> list[tuple[str, str, str, str]]:
         cur = self.db.execute("SELECT source, folder, position, reason FROM errors ORDER BY id")
         return cur.fetchall()
 
