@@ -4,7 +4,9 @@ Intent sentences: request F1 ≥ 0.80. SpamAssassin evaluation corpora: sales
 F1 ≥ 0.95 at precision ≥ 0.99. Held-out real messages: F1 ≥ 0.85 for request,
 thanks and sales, ≥ 0.75 for offer. A target the model does not reach yet
 is reported as xfail with the measured figure (so the run says plainly what
-is missing); the precision floor and the support checks are hard asserts.
+is missing); targets the model meets, the precision floor and the support
+checks are hard asserts. Not met yet (model mailnet-intent-ba4ffa9857a6):
+sentence request F1 0.755, held-out request F1 0.817 and thanks F1 0.837.
 """
 
 from __future__ import annotations
@@ -55,14 +57,17 @@ def test_spamassassin_evaluation_sales(model: IntentModel, tmp_path_factory) -> 
     assert sales.f1 >= 0.95
 
 
-@pytest.mark.parametrize(("tag", "target"), [
-    ("request", 0.85), ("offer", 0.75), ("thanks", 0.85), ("sales", 0.85)])
+@pytest.mark.parametrize(("tag", "target", "met"), [
+    ("request", 0.85, False), ("offer", 0.75, True), ("thanks", 0.85, False),
+    ("sales", 0.85, True)])
 def test_held_out_real_messages(model: IntentModel, held_out: LabelledSet, tag: str,
-                                target: float) -> None:
+                                target: float, met: bool) -> None:
     report = evaluate(model, held_out)
     score = report.tags[tag]
     print(f"held-out {tag} F1 {score.f1:.3f} (support {score.support}); "
           f"macro-F1 {report.macro_f1:.3f}")
     assert score.support > 0
-    if score.f1 < target:
+    if met:
+        assert score.f1 >= target
+    elif score.f1 < target:
         pytest.xfail(f"target 3 not met for {tag}: F1 {score.f1:.3f} < {target}")

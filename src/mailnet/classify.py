@@ -51,8 +51,10 @@ from mailnet.errors import MailnetError
 from mailnet.store import TAGS, Store
 
 # What the model reads of a message; classify and training build the same frame.
-COLUMNS = ("subject", "new_text", "is_reply", "is_bulk", "list_id", "precedence",
-           "list_unsubscribe")
+# Bulk headers (Precedence: bulk, List-Unsubscribe) are left out: in the training corpora
+# they mark subscribed ham newsletters, and a model that learns them as "not sales" misses
+# every modern vendor newsletter, which carries them all.
+COLUMNS = ("subject", "new_text", "is_reply", "list_id", "precedence")
 MAX_CHARS = 1200  # of new text: the first paragraphs say what a message wants
 MAX_SENTENCES = 40
 UNKNOWN = -1  # a label nobody gave (the tag is learned from other rows only)
@@ -194,7 +196,7 @@ class SentenceModel(_CachedLookup, ClassifierMixin, BaseEstimator):
 # --- message features --------------------------------------------------------
 
 META_FEATURES = (
-    "is_reply", "is_bulk", "list_id", "precedence_bulk", "precedence_list", "unsubscribe",
+    "is_reply", "list_id", "precedence_list",
     "subject_re", "subject_fwd", "subject_money", "urls", "money",
     "empty", "log_chars", "log_sentences", "questions", "exclamations", "question_share",
     "last_is_question", "caps_ratio", "digits_ratio", "subject_caps_ratio",
@@ -339,9 +341,8 @@ class MessageFeatures(_CachedLookup, TransformerMixin, BaseEstimator):
         lowered = [s.lower() for s in subjects]
         prec = frame["precedence"].str.lower()
         columns = [
-            frame["is_reply"].astype(float), frame["is_bulk"].astype(float),
-            (frame["list_id"] != "").astype(float), prec.isin(("bulk", "junk")).astype(float),
-            (prec == "list").astype(float), (frame["list_unsubscribe"] != "").astype(float),
+            frame["is_reply"].astype(float), (frame["list_id"] != "").astype(float),
+            (prec == "list").astype(float),
             [float(s.startswith("re:")) for s in lowered],
             [float(s.startswith(("fw:", "fwd:"))) for s in lowered],
             [float(bool(_MONEY.search(s))) for s in subjects],
@@ -596,7 +597,7 @@ def render_card(card: dict[str, Any]) -> str:
 
 _FRAME_SQL = f"""SELECT m.id, m.message_id, m.subject,
         substr(m.new_text, 1, {MAX_CHARS}) AS new_text, m.parent_id IS NOT NULL AS is_reply,
-        m.is_bulk, m.list_id, m.precedence, m.list_unsubscribe
+        m.list_id, m.precedence
     FROM messages m"""
 
 

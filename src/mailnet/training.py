@@ -151,16 +151,14 @@ def written_examples(labels_dir: Path = LABELS_DIR) -> LabelledSet:
 def _row(subject: str, text: str) -> dict[str, Any]:
     """A model input row for a text that has no headers beyond its subject."""
     return {"subject": subject, "new_text": text,
-            "is_reply": int(subject.lower().startswith("re:")), "is_bulk": 0, "list_id": "",
-            "precedence": "", "list_unsubscribe": ""}
+            "is_reply": int(subject.lower().startswith("re:")), "list_id": "", "precedence": ""}
 
 
 def _parsed_row(msg: ParsedMessage) -> dict[str, Any]:
     """A model input row for a parsed message, as :func:`message_frame` reads it back."""
     return {"subject": msg.subject, "new_text": msg.new_text[:MAX_CHARS],
-            "is_reply": int(msg.parent_id is not None), "is_bulk": int(msg.is_bulk),
-            "list_id": msg.list_id, "precedence": msg.precedence,
-            "list_unsubscribe": msg.list_unsubscribe}
+            "is_reply": int(msg.parent_id is not None), "list_id": msg.list_id,
+            "precedence": msg.precedence}
 
 
 def intent_sentences(path: Path) -> tuple[list[str], np.ndarray]:
