@@ -102,3 +102,13 @@ def test_demo_runs_on_the_bundled_sample(cli) -> None:
     result = cli("demo")
     assert result.exit_code == 0, result.output
     assert "Reciprocity" in result.output and "Dana Okafor" in result.output
+
+
+def test_config_example_documents_valid_settings() -> None:
+    from mailnet.config import load_config
+
+    example = Path(__file__).resolve().parents[1] / "config.example.toml"
+    config = load_config(example)
+    assert config.import_workers == 0
+    assert "work" in config.accounts
+    assert config.identity.is_sent_folder("[Gmail]/Sent Mail")
