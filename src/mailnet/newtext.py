@@ -18,6 +18,7 @@ _WROTE = re.compile(
     r"|Il\b.{0,300}\bha scritto|Op\b.{0,300}\bschreef)\s*:\s*$",
     re.IGNORECASE,
 )
+_WROTE_START = re.compile(r"^\s*(On|Le|Am|El|Il|Op)\b", re.IGNORECASE)
 # "Name <address> wrote:" on a line of its own.
 _WROTE_SHORT = re.compile(r"^\s*\S.{0,120}\b(wrote|writes)\s*:\s*$", re.IGNORECASE)
 # Everything after these is someone else's message.
@@ -52,6 +53,8 @@ def _wrote_header(lines: list[str], i: int) -> int:
     """Length in lines (1-3) of a "… wrote:" header starting at line i, or 0."""
     if _WROTE_SHORT.match(lines[i]):
         return 1
+    if not _WROTE_START.match(lines[i]):  # most lines: skip the joins below
+        return 0
     for span in (1, 2, 3):
         block = lines[i:i + span]
         if len(block) < span or not block[-1].strip() or _is_quote(block[-1]):
