@@ -10,52 +10,27 @@ sender's own words never dropped to nothing.
 
 from __future__ import annotations
 
-import email
-import re
+import sys
 import tempfile
 import time
 from collections.abc import Callable
-from email import policy
 from pathlib import Path
 
-import mailparser
 import mailparser_reply
 import quotequail
 from email_reply_parser import EmailReplyParser
 
 from mailnet.newtext import extract_new_text
-from mailnet.parse import body_text
-from mailnet.sources import open_source
 
 from _common import corpus
 
-QUOTED = re.compile(r"^\s*>|^\s*On\b.{0,400}\bwrote:\s*$", re.MULTILINE)
-
-
-def sample(path: Path) -> list[str]:
-    bodies = []
-    for i, raw in enumerate(next(iter(open_source(path)))):
-        if i % 7:
-            continue
-        msg = email.message_from_bytes(raw.data, policy=policy.compat32)
-        if msg.get("In-Reply-To"):
-            body = body_text(mailparser.MailParser(msg))
-            if QUOTED.search(body):
-                bodies.append(body)
-    return bodies
-
-
-def own_words(body: str) -> bool:
-    body = body.split("\n_______________________________________________")[0]
-    body = body.split("---------- Forwarded message")[0]
-    lines = [line for line in body.splitlines()
-             if not line.lstrip().startswith(">") and "wrote:" not in line]
-    return len(" ".join(lines).split()) >= 3
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from replies import QUOTED, own_words, quoted_replies
 
 
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        bodies = sample(corpus("usrp-users-2019-2024", Path(tmp)))
+        bodies = [body for _, body in quoted_replies(corpus("usrp-users-2019-2024", Path(tmp)))]
     reply_parser = mailparser_reply.EmailReplyParser(languages=["en"])
     candidates: dict[str, Callable[[str], str]] = {
         "mailnet.newtext": extract_new_text,

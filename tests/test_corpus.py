@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import email
 import email.parser
-import re
-from email import policy
 from pathlib import Path
 
 import pytest
 
 from mailnet.config import Config
 from mailnet.ingest import import_sources
-from mailnet.parse import body_text, message_ids
+from mailnet.parse import message_ids
 from mailnet.sources import open_source
 from mailnet.store import Store
+from replies import QUOTED, own_words, quoted_replies
 
 from conftest import corpus_path
 
@@ -24,7 +23,6 @@ SPAMASSASSIN = {
     "spamassassin-easy-ham-1": 2500, "spamassassin-hard-ham-1": 250, "spamassassin-spam-1": 500,
     "spamassassin-easy-ham-2": 1400, "spamassassin-spam-2": 1396,
 }
-QUOTED = re.compile(r"^\s*>|^\s*On\b.{0,400}\bwrote:\s*$", re.MULTILINE)
 
 
 @pytest.fixture(scope="module")
@@ -70,34 +68,14 @@ def test_usrp_replies_resolve_to_their_parents(usrp) -> None:
 def test_usrp_new_text_has_no_quotes_and_keeps_the_senders_words(usrp) -> None:
     path, store, _, _ = usrp
     stored = dict(store.db.execute("SELECT position, new_text FROM messages"))
-    sample = []
-    for i, raw in enumerate(next(iter(open_source(path)))):
-        if i % 7:
-            continue
-        msg = email.message_from_bytes(raw.data, policy=policy.compat32)
-        if not msg.get("In-Reply-To"):
-            continue
-        import mailparser
-
-        body = body_text(mailparser.MailParser(msg))
-        if QUOTED.search(body):
-            sample.append((raw.origin.position, body))
+    sample = quoted_replies(path)
     assert len(sample) >= 200
     clean = sum(not QUOTED.search(stored[pos]) for pos, _ in sample)
-    emptied = [pos for pos, body in sample if _own_words(body) and not stored[pos].strip()]
+    emptied = [pos for pos, body in sample if own_words(body) and not stored[pos].strip()]
     print(f"\nnew text: {clean} of {len(sample)} real replies free of quoted lines "
           f"({clean / len(sample):.1%}); emptied where the sender wrote something: {len(emptied)}")
     assert clean / len(sample) >= 0.98
     assert emptied == []
-
-
-def _own_words(body: str) -> bool:
-    """Words outside quoted lines, before the list footer: the sender wrote something."""
-    body = body.split("\n_______________________________________________")[0]
-    body = body.split("---------- Forwarded message")[0]
-    lines = [line for line in body.splitlines()
-             if not line.lstrip().startswith(">") and "wrote:" not in line]
-    return len(" ".join(lines).split()) >= 3
 
 
 @pytest.mark.parametrize("name", SPAMASSASSIN)

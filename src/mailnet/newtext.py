@@ -1,11 +1,12 @@
 """What the sender actually wrote: quotes, forwarded originals, signatures, list footers removed.
 
-Written for mailnet after measuring the libraries made for this on 336 real
-replies from the usrp-users archive (bench/newtext.py reproduces it):
-mail-parser-reply left a quoted line in 38% of them, email-reply-parser in
-15%, quotequail in 92%, mostly because mail clients wrap the
-"On …, Name <address> wrote:" line over two or three lines and because
-interleaved replies put the sender's text between quoted blocks.
+Written for mailnet after measuring the libraries made for this on 997 real
+replies from the usrp-users archive (`python bench/newtext.py`): quotequail
+left a quoted line in 69% of them, mail-parser-reply in 38%, email-reply-parser
+in 2.2% and emptied 3 replies whose sender had written something; this module
+leaves none and empties none. The misses are mostly "On …, Name <address>
+wrote:" lines wrapped over two or three lines, and answers written between
+quoted blocks.
 """
 
 from __future__ import annotations
