@@ -14,7 +14,7 @@ import signal
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from itertools import chain, islice
+from itertools import islice
 
 from mailnet.parse import ParsedMessage, ParseError, content_hash, parse_message
 from mailnet.sources import Origin, RawMessage, Source
@@ -49,14 +49,27 @@ class ImportSummary:
         return self
 
 
-def _parse_safely(raw: RawMessage) -> ParsedMessage | tuple[Origin, str]:
+@dataclass(frozen=True)
+class _Known:
+    """A message whose exact bytes are already stored: it goes through the pool unparsed,
+    so results (and what each committed batch covers) keep the order of the input."""
+
+    origin: Origin
+
+
+_Result = ParsedMessage | tuple[Origin, str] | _Known
+
+
+def _parse_safely(item: RawMessage | _Known) -> _Result:
     """Never raises: one bad message must not end the run."""
+    if isinstance(item, _Known):
+        return item
     try:
-        return parse_message(raw)
+        return parse_message(item)
     except ParseError as exc:
-        return raw.origin, str(exc)
+        return item.origin, str(exc)
     except Exception as exc:  # a bug or hostile input deep in a parser
-        return raw.origin, f"unexpected {type(exc).__name__}: {exc}"
+        return item.origin, f"unexpected {type(exc).__name__}: {exc}"
 
 
 def _ignore_interrupts() -> None:
@@ -64,7 +77,7 @@ def _ignore_interrupts() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def _batches(items: Iterable[RawMessage], size: int) -> Iterator[list[RawMessage]]:
+def _batches(items: Iterable[_Result], size: int) -> Iterator[list[_Result]]:
     it = iter(items)
     while batch := list(islice(it, size)):
         yield batch
@@ -77,7 +90,6 @@ class Ingester:
         self.store = store
         self.workers = workers or os.cpu_count() or 1
         self._pool = None
-        self._skipped = 0
         if self.workers > 1:
             # fork starts workers in milliseconds; they only ever run _parse_safely.
             method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
@@ -96,33 +108,29 @@ class Ingester:
             self._pool.join()
             self._pool = None
 
-    def _parsed(self, raws: Iterable[RawMessage]) -> Iterator[ParsedMessage | tuple[Origin, str]]:
+    def _parsed(self, items: Iterable[RawMessage | _Known]) -> Iterator[_Result]:
         if self._pool is None:
-            return map(_parse_safely, raws)
-        return self._pool.imap(_parse_safely, raws, chunksize=_CHUNK)
+            return map(_parse_safely, items)
+        return self._pool.imap(_parse_safely, items, chunksize=_CHUNK)
 
-    def _unseen(self, raws: Iterable[RawMessage]) -> Iterator[RawMessage]:
-        """Messages whose exact bytes are not stored yet: a re-import parses nothing."""
+    def _marked(self, raws: Iterable[RawMessage]) -> Iterator[RawMessage | _Known]:
+        """Messages whose exact bytes are stored already are marked: a re-import parses nothing."""
         for raw in raws:
-            if self.store.has_content(content_hash(raw.data)):
-                self._skipped += 1
-            else:
-                yield raw
+            yield _Known(raw.origin) if self.store.has_content(content_hash(raw.data)) else raw
 
     def add(self, raws: Iterable[RawMessage], *, batch: int = BATCH,
             on_batch: Callable[[ImportSummary], None] | None = None) -> ImportSummary:
-        """Parse and store `raws`, committing every `batch` messages."""
+        """Parse and store `raws`, committing every `batch` messages, in their order."""
         total = ImportSummary()
         start = time.perf_counter()
-        self._skipped = 0
-        results_in_batches = _batches(self._parsed(self._unseen(raws)), batch)
-        for results in chain(results_in_batches, [[]]):  # a last call counts trailing skips
-            part = ImportSummary(duplicates=self._skipped)
-            self._skipped = 0
+        for results in _batches(self._parsed(self._marked(raws)), batch):
+            part = ImportSummary()
             good = []
             for result in results:
                 if isinstance(result, ParsedMessage):
                     good.append(result)
+                elif isinstance(result, _Known):
+                    part.duplicates += 1
                 else:
                     origin, reason = result
                     self.store.add_error(origin, reason)
