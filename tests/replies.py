@@ -7,8 +7,6 @@ import re
 from email import policy
 from pathlib import Path
 
-import mailparser
-
 from mailnet.parse import body_text
 from mailnet.sources import open_source
 
@@ -24,7 +22,7 @@ def quoted_replies(path: Path, every: int = 7) -> list[tuple[str, str]]:
             continue
         msg = email.message_from_bytes(raw.data, policy=policy.compat32)
         if msg.get("In-Reply-To"):
-            body = body_text(mailparser.MailParser(msg))
+            body = body_text(msg)
             if QUOTED.search(body):
                 sample.append((raw.origin.position, body))
     return sample

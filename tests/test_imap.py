@@ -19,6 +19,8 @@ from dovecot import DOVECOT, PASSWORD, USER, Dovecot, free_port
 from mailnet import imap
 from mailnet.cli import main
 from mailnet.config import ConfigError, load_config
+from mailnet.parse import parse_message
+from mailnet.sources import Origin, RawMessage
 from mailnet.store import Store
 
 needs_dovecot = pytest.mark.skipif(DOVECOT is None, reason="dovecot binary not installed "
@@ -325,9 +327,15 @@ def test_text_parts_are_selected_and_rebuilt():
     part = imap.Part.from_structure(structure[0])
     assert imap.text_sections(part) == ["1.MIME", "1"]
     header = raw.split(b"\r\n\r\n", 1)[0] + b"\r\n\r\n"
-    rebuilt = imap.rebuild(header, part, {"1.MIME": b"Content-Type: text/plain\r\n\r\n",
-                                          "1": b"Hello.\r\n"})
-    assert rebuilt.endswith(b"--XyZ\r\nContent-Type: text/plain\r\n\r\nHello.\r\n\r\n--XyZ--\r\n")
+    text = b"Content-Type: text/plain; charset=utf-8\r\n\r\nHello.\r\n"
+    one = imap.rebuild(header, [text])  # the one text part becomes the body
+    assert b"multipart" not in one and one.endswith(b"\r\n" + text)
+    assert one.count(b"Content-Type:") == 1
+    footer = b"Content-Type: text/plain\r\n\r\n--\r\nlist footer\r\n"
+    two = imap.rebuild(header, [text, footer])  # several: flat, under a boundary of their own
+    assert parse_message(RawMessage(two, Origin("t", "f", "1"))).new_text == "Hello."
+    clash = text.replace(b"Hello.", b"--=_mailnet_text_parts")  # a line that is the boundary
+    assert b'boundary="=_mailnet_text_parts_"' in imap.rebuild(header, [clash, footer])
     parsed = imap.parse_fetch([(b'1 (UID 7 BODY[1] {5}', b"Hi\r\n!"), b' FLAGS (\\Seen "a \\"q\\"")'
                                b" BODYSTRUCTURE (NIL))"])
     assert parsed == {7: {b"UID": 7, b"BODY[1]": b"Hi\r\n!", b"FLAGS": [b"\\Seen", b'a "q"'],

@@ -395,58 +395,53 @@ def _redundant_html(part: Part, path: str = "") -> Iterator[str]:
         yield from _redundant_html(child, child_path)
 
 
-def _has_boundaries(part: Part) -> bool:
-    return not part.is_multipart or (
-        b"boundary" in part.params and all(_has_boundaries(c) for c in part.children))
-
-
 def text_sections(structure: Part) -> list[str] | None:
     """Sections to fetch for a message's text, or None when the whole message is wanted.
 
-    None also for a structure that cannot be rebuilt (a multipart without a
-    boundary): then the whole message is fetched, which is always correct.
+    None for a single text part (the message is its text); [] for a lone
+    attachment (the header is all there is to read).
     """
-    leaves = list(_leaves(structure))
+    if not structure.is_multipart:
+        return None if structure.is_text else []
     skip = set(_redundant_html(structure))
-    texts = [path for path, leaf in leaves if leaf.is_text and path not in skip]
-    if len(texts) == len(leaves) or not _has_boundaries(structure):
-        return None
-    if not structure.is_multipart:
-        return []  # a lone attachment: the header is all there is to read
-    return [s for path in texts for s in (f"{path}.MIME", path)]
+    return [s for path, leaf in _leaves(structure) if leaf.is_text and path not in skip
+            for s in (f"{path}.MIME", path)]
 
 
-def _entity(part: Part, path: str, parts: dict[str, bytes]) -> bytes | None:
-    """One MIME entity (headers + body) holding only the fetched text parts, or None."""
-    if not part.is_multipart:
-        return parts[f"{path}.MIME"] + parts[path] if path in parts else None
-    body = _multipart_body(part, path, parts)
-    if body is None:
-        return None
-    return (b"Content-Type: " + part.type + b'; boundary="' + part.params[b"boundary"]
-            + b'"\r\n\r\n' + body)
+_BOUNDARY = b"=_mailnet_text_parts"
+_CONTENT_HEADERS = (b"content-type:", b"content-transfer-encoding:")
 
 
-def _multipart_body(part: Part, path: str, parts: dict[str, bytes]) -> bytes | None:
-    boundary = part.params[b"boundary"]
-    children = [_entity(child, f"{path}.{i}" if path else str(i), parts)
-                for i, child in enumerate(part.children, 1)]
-    kept = [c for c in children if c is not None]
-    if not kept:
-        return None
-    return b"".join(b"--" + boundary + b"\r\n" + c + b"\r\n" for c in kept) + (
-        b"--" + boundary + b"--\r\n")
+def _without_content_headers(header: bytes) -> bytes:
+    """The header minus Content-Type and Content-Transfer-Encoding (and their folded lines)."""
+    kept, dropping = [], False
+    for line in header.splitlines(keepends=True):
+        if line[:1] not in (b" ", b"\t"):
+            dropping = line.lower().startswith(_CONTENT_HEADERS)
+        if not dropping:
+            kept.append(line)
+    return b"".join(kept)
 
 
-def rebuild(header: bytes, structure: Part, parts: dict[str, bytes]) -> bytes:
-    """The message as the parser needs it: its full header and only its text parts.
+def rebuild(header: bytes, texts: list[bytes]) -> bytes:
+    """The message as the parser needs it: its header and only its text parts, flat.
 
-    The original boundaries are kept, so the rebuilt message has the original
-    structure minus the parts that are not text.
+    One text part becomes the body itself; several go into one multipart/mixed
+    under a fixed boundary. Flat and fixed, because the email package compiles
+    a regular expression for every boundary it meets, which costs more than
+    parsing the rest of a typical message.
     """
-    if not structure.is_multipart:
+    if not texts:
         return header
-    return header + (_multipart_body(structure, "", parts) or b"")
+    lines = _without_content_headers(header).rstrip(b"\r\n") + b"\r\n"
+    if len(texts) == 1:
+        return lines + texts[0]
+    boundary = _BOUNDARY
+    while any(boundary in text for text in texts):  # never in practice; cheap to rule out
+        boundary += b"_"
+    return (lines + b'Content-Type: multipart/mixed; boundary="' + boundary + b'"\r\n\r\n'
+            + b"".join(b"--" + boundary + b"\r\n" + text + b"\r\n" for text in texts)
+            + b"--" + boundary + b"--\r\n")
 
 
 # --- fetching ----------------------------------------------------------------------------
@@ -569,7 +564,6 @@ class _Wanted:
     """What to fetch of one message: its whole text, or its header and text sections."""
 
     uid: int
-    structure: Part | None
     sections: tuple[str, ...]  # ("",): the whole message
     size: int  # about how many bytes that is
 
@@ -580,9 +574,9 @@ class _Wanted:
         sections = text_sections(structure) if structure is not None else None
         if sections is None:
             size = meta.get(b"RFC822.SIZE")
-            return cls(uid, structure, ("",), size if isinstance(size, int) else 0)
-        sizes = {path: leaf.size for path, leaf in _leaves(structure)}
-        return cls(uid, structure, ("HEADER", *sections),
+            return cls(uid, ("",), size if isinstance(size, int) else 0)
+        sizes = {path: leaf.size for path, leaf in _leaves(structure)}  # type: ignore[arg-type]
+        return cls(uid, ("HEADER", *sections),
                    4096 + sum(sizes.get(s, 0) for s in sections))
 
     def message(self, data: dict[bytes, object]) -> bytes | None:
@@ -590,9 +584,11 @@ class _Wanted:
         parts = {s: data.get(f"BODY[{s}]".encode()) for s in self.sections}
         if not all(isinstance(p, bytes) for p in parts.values()):
             return None
-        if self.sections == ("",) or self.structure is None:
+        if self.sections == ("",):
             return parts[""]  # type: ignore[return-value]
-        return rebuild(parts.pop("HEADER"), self.structure, parts)  # type: ignore[arg-type]
+        texts = [parts[mime] + parts[mime[:-5]]  # type: ignore[operator]
+                 for mime in self.sections if mime.endswith(".MIME")]
+        return rebuild(parts["HEADER"], texts)  # type: ignore[arg-type]
 
 
 def _runs(wanted: list[_Wanted]) -> Iterator[list[_Wanted]]:

@@ -52,7 +52,7 @@ def _is_quote(line: str) -> bool:
 
 def _wrote_header(lines: list[str], i: int) -> int:
     """Length in lines (1-3) of a "… wrote:" header starting at line i, or 0."""
-    if _WROTE_SHORT.match(lines[i]):
+    if lines[i].rstrip().endswith(":") and _WROTE_SHORT.match(lines[i]):
         return 1
     if not _WROTE_START.match(lines[i]):  # most lines: skip the joins below
         return 0
@@ -93,10 +93,12 @@ def _strip_quotes(lines: list[str], cut_quoted: bool = True) -> list[str]:
     i = 0
     while i < len(lines):
         line = lines[i]
-        if _outlook_header(lines, i) and not cut_quoted:
+        quoted = _is_quote(line)  # most lines of a reply: no header or separator starts with ">"
+        outlook = not quoted and _outlook_header(lines, i)
+        if outlook and not cut_quoted:
             i = _header_block_end(lines, i)
             continue
-        if _ORIGINAL.match(line) or _outlook_header(lines, i):
+        if outlook or (not quoted and _ORIGINAL.match(line)):
             if _RULE.match(line) and not _outlook_header(lines, i + 1) and not _FOOTER.search(
                 " ".join(lines[i + 1:i + 4])
             ):
@@ -113,7 +115,7 @@ def _strip_quotes(lines: list[str], cut_quoted: bool = True) -> list[str]:
                 break
             i += span
             continue
-        if not _is_quote(line):
+        if not quoted:
             kept.append(line)
         i += 1
     return kept

@@ -1,11 +1,14 @@
 """Raw message → :class:`ParsedMessage`: who, to whom, when, thread links, and the text.
 
-mail-parser does the decoding (addresses, encoded words, dates, charsets).
-It is handed a message that the standard library's `email` has already
-split (compat32, the fastest policy) and trimmed of what mailnet never reads:
-attachment payloads (mail-parser re-encodes every one to base64) and the
-Received trace (parsed clause by clause; only the newest one's date is
-needed, as a fallback). That trimming is most of the import's speed.
+The standard library's `email` (compat32, its fastest policy) splits the
+MIME structure; mail-parser's decoders turn the few headers mailnet reads
+into text: addresses with their encoded display names, encoded words,
+dates in every obsolete form. Only those headers are handed to the
+splitter (a list message carries dozens: DKIM, ARC, the Received trace,
+of which only the newest date is kept as a fallback), and only the text
+parts are decoded, so attachments cost nothing but the split. Building
+mail-parser's full forensic view (every header, defects, attachments
+re-encoded to base64) would cost more than the rest of the import.
 """
 
 from __future__ import annotations
@@ -15,12 +18,13 @@ import email.message
 import email.utils
 import hashlib
 import re
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
 
-import mailparser
 from inscriptis import get_text
 from mailparser.dates import parse_mail_date
+from mailparser.utils import decode_header_part, get_header
 
 from mailnet.addresses import is_automated_address, normalise_address
 from mailnet.newtext import extract_new_text
@@ -116,48 +120,82 @@ def _slim_headers(data: bytes) -> tuple[bytes, str | None]:
     return b"".join(kept) + data[split:], newest
 
 
-def _drop_attachments(msg: email.message.Message) -> None:
-    """Empty every non-text part: mail-parser would re-encode each attachment to base64."""
-    for part in msg.walk():
-        if part.is_multipart():
-            continue
-        if part.get_content_type() not in _TEXT_TYPES or part.get_filename() or (
-            part.get_content_disposition() == "attachment"
-        ):
-            part.set_payload("")
-
-
 def _received_date(received: str | None) -> datetime | None:
     if not received or ";" not in received:
         return None
     return parse_mail_date(" ".join(received.rsplit(";", 1)[1].split())).value
 
 
-def _addresses(parsed: mailparser.MailParser, header: str) -> list[Address]:
-    return [Address(name.strip(), normalise_address(addr))
-            for name, addr in getattr(parsed, header.replace("-", "_")) or [] if "@" in addr]
+_FOLD = re.compile(r"\r?\n(?=[ \t])")
+_MAILBOX = re.compile(r"[^@\s\"<>()\[\],;:]+@[^@\s\"<>()\[\],;:]+")
 
 
-def _sender_header(msg: email.message.Message) -> Address | None:
-    """The Sender: header when From is missing (mail-parser treats Sender as plain text)."""
-    name, addr = email.utils.parseaddr(str(msg.get("Sender", "")))
-    return Address(name, normalise_address(addr)) if "@" in addr else None
+def _raw_header(msg: email.message.Message, name: str) -> str | None:
+    """The first such header as sent, unfolded; raw 8-bit bytes in it read as UTF-8."""
+    value = next((v for k, v in msg.raw_items() if k.lower() == name), None)
+    if value is None:
+        return None
+    return _FOLD.sub("", value.encode("utf-8", "surrogateescape").decode("utf-8", "replace"))
 
 
-def _header(parsed: mailparser.MailParser, name: str) -> str:
-    value = getattr(parsed, name.replace("-", "_"))
+def _date(msg: email.message.Message) -> datetime | None:
+    return parse_mail_date(_raw_header(msg, "date")).value
+
+
+def _addresses(msg: email.message.Message, header: str) -> list[Address]:
+    """The first such header's mailboxes, display names decoded; groups and junk dropped."""
+    value = _raw_header(msg, header)
+    if value is None:
+        return []
+    found = []
+    for name, addr in email.utils.getaddresses([value]):
+        if _MAILBOX.fullmatch(addr):
+            name = " ".join(decode_header_part(name).split())
+            found.append(Address("" if name.lower() == addr.lower() else name,
+                                 normalise_address(addr)))
+    return found
+
+
+def _header(msg: email.message.Message, name: str) -> str:
+    """The first such header, decoded, on one line."""
+    value = get_header(msg, name)
     if isinstance(value, list):
         value = value[0] if value else ""
     return " ".join(str(value).split())
 
 
-def body_text(parsed: mailparser.MailParser) -> str:
-    """The message's text: text/plain preferred, else its HTML turned into text."""
-    if parsed.text_plain:
-        return "\n".join(parsed.text_plain)
-    if parsed.text_html:
-        return "\n".join(get_text(h) for h in parsed.text_html)
-    return ""
+def _part_text(part: email.message.Message) -> str:
+    """A text part's payload in its declared charset, else UTF-8 (the usual mislabel).
+
+    NFC, so that "vào" typed with combining accents reads like the precomposed one.
+    """
+    payload = part.get_payload(decode=True)
+    if not isinstance(payload, bytes) or not payload:
+        return ""
+    try:
+        text = payload.decode(part.get_content_charset() or "utf-8")
+    except (LookupError, UnicodeError):
+        text = payload.decode("utf-8", "replace")
+    return unicodedata.normalize("NFC", text)
+
+
+def body_text(msg: email.message.Message) -> str:
+    """The message's text: its text/plain parts, else its HTML turned into text.
+
+    Attachments are skipped: parts with a file name or an attachment disposition.
+    """
+    plain: list[str] = []
+    html: list[str] = []
+    for part in msg.walk():
+        if part.is_multipart() or part.get_filename() or (
+                part.get_content_disposition() == "attachment"):
+            continue
+        kind = part.get_content_type()
+        if kind in _TEXT_TYPES and (text := _part_text(part)):
+            (plain if kind == "text/plain" else html).append(text)
+    if plain:
+        return "\n".join(plain)
+    return "\n".join(get_text(h) for h in html)
 
 
 def _unmunged(sender: Address | None, reply_to: list[Address], list_post: str) -> Address | None:
@@ -206,35 +244,29 @@ def parse_message(raw: RawMessage) -> ParsedMessage:
         raise ParseError(f"unreadable MIME structure: {exc}") from None
     if not msg.keys():
         raise ParseError("no headers")
-    _drop_attachments(msg)
-    try:
-        parsed = mailparser.MailParser(msg)
-    except Exception as exc:
-        raise ParseError(f"mail-parser failed: {type(exc).__name__}: {exc}") from None
-
-    senders = _addresses(parsed, "from")
-    sender = senders[0] if senders else _sender_header(msg)
-    ids = message_ids(_header(parsed, "message-id"))
+    senders = _addresses(msg, "from") or _addresses(msg, "sender")
+    sender = senders[0] if senders else None
+    ids = message_ids(_header(msg, "message-id"))
     message_id = ids[0] if ids else _stable_id(raw.data)
-    references = message_ids(_header(parsed, "references"))
-    in_reply = message_ids(_header(parsed, "in-reply-to"))
-    list_id, list_unsub = _header(parsed, "list-id"), _header(parsed, "list-unsubscribe")
-    precedence, auto = _header(parsed, "precedence"), _header(parsed, "auto-submitted")
-    post = _header(parsed, "list-post")
+    references = message_ids(_header(msg, "references"))
+    in_reply = message_ids(_header(msg, "in-reply-to"))
+    list_id, list_unsub = _header(msg, "list-id"), _header(msg, "list-unsubscribe")
+    precedence, auto = _header(msg, "precedence"), _header(msg, "auto-submitted")
+    post = _header(msg, "list-post")
     list_post = normalise_address(post.split("mailto:", 1)[1].split(">", 1)[0].split("?")[0]) \
         if "mailto:" in post else ""
-    reply_to = _addresses(parsed, "reply-to")
+    reply_to = _addresses(msg, "reply-to")
     sender = _unmunged(sender, reply_to, list_post)
-    body = body_text(parsed)
-    subject = _header(parsed, "subject")
-    date = parsed.date or _received_date(newest_received)
+    subject = _header(msg, "subject")
+    date = _date(msg) or _received_date(newest_received)
+    body = body_text(msg)
     new_text = extract_new_text(body)
     return ParsedMessage(
         message_id=message_id,
         origin=raw.origin,
         sender=sender,
-        to=_addresses(parsed, "to"),
-        cc=_addresses(parsed, "cc"),
+        to=_addresses(msg, "to"),
+        cc=_addresses(msg, "cc"),
         reply_to=reply_to,
         date=date,
         subject=subject,
