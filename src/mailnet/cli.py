@@ -158,7 +158,9 @@ def import_cmd(obj: Context, paths: tuple[Path, ...], workers: int | None) -> No
                    "ones; repeatable.")
 @click.option("--since", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
               help="Only messages dated from this day on (YYYY-MM-DD).")
-@click.option("--workers", type=int, default=None, help="Parser processes (default: one per core).")
+@click.option("--workers", type=int, default=None,
+              help="Processes that fetch and parse, each over a connection of its own "
+                   "(default: one per core).")
 @click.pass_obj
 @friendly_errors
 def fetch(obj: Context, account: str | None, folders: tuple[str, ...], since: datetime | None,

@@ -12,26 +12,27 @@ see that nothing is new, so a no-op run costs one login.
 Cheap: parsing is the cost, not the transfer. BODYSTRUCTURE says which parts
 are text; a message with attachments is fetched as its header plus its text
 parts, rebuilt into a smaller MIME message the ordinary parser reads, so
-attachment bytes are neither downloaded nor parsed. Fetching runs in a
-thread while the Ingester parses in a process pool and commits batch by
-batch; the fetch state is written only after the batch it covers is
-committed, so an interrupted run resumes where it stopped and ends with the
-same store as an uninterrupted one.
+attachment bytes are neither downloaded nor parsed. The new UIDs are cut into
+tasks; worker processes, each with a connection of its own, fetch and parse
+a task, so the raw mail never crosses between processes and this process
+only stores. Results are stored task by task, in order, and the fetch state
+is written only after the batch it covers is committed, so an interrupted run
+resumes where it stopped and ends with the same store as an uninterrupted one.
 """
 
 from __future__ import annotations
 
 import imaplib
 import logging
+import multiprocessing
+import multiprocessing.util
 import os
-import queue
 import re
+import signal
 import socket
 import ssl
 import subprocess
-import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date
@@ -43,7 +44,7 @@ from imapclient.exceptions import CapabilityError, IMAPClientError
 
 from mailnet.config import DEFAULT_SENT_FOLDERS, Account
 from mailnet.errors import MailnetError
-from mailnet.ingest import ImportSummary, Ingester
+from mailnet.ingest import ImportSummary, ParseResult, parse_safely, store_results
 from mailnet.sources import Origin, RawMessage
 from mailnet.store import Store
 
@@ -52,7 +53,6 @@ log = logging.getLogger(__name__)
 META_BATCH = 500  # UIDs per BODYSTRUCTURE request (bounds the command and the response)
 FETCH_BYTES = 8 << 20  # estimated bytes per content request
 TEXT_LIMIT = 2 << 20  # a text part larger than this is treated as an attachment
-QUEUE_SIZE = 2000  # fetched messages waiting for the parsers, at most
 RETRIES = 5  # reconnects after a dropped connection, waiting BACKOFF s, then twice as long, …
 BACKOFF = 0.5
 KEYRING_SERVICE = "mailnet"
@@ -409,18 +409,9 @@ def text_sections(structure: Part) -> list[str] | None:
 
 
 _BOUNDARY = b"=_mailnet_text_parts"
-_CONTENT_HEADERS = (b"content-type:", b"content-transfer-encoding:")
-
-
-def _without_content_headers(header: bytes) -> bytes:
-    """The header minus Content-Type and Content-Transfer-Encoding (and their folded lines)."""
-    kept, dropping = [], False
-    for line in header.splitlines(keepends=True):
-        if line[:1] not in (b" ", b"\t"):
-            dropping = line.lower().startswith(_CONTENT_HEADERS)
-        if not dropping:
-            kept.append(line)
-    return b"".join(kept)
+# A Content-Type or Content-Transfer-Encoding header with its folded lines.
+_CONTENT_HEADER = re.compile(rb"^content-(?:type|transfer-encoding):.*\n(?:[ \t].*\n)*",
+                             re.IGNORECASE | re.MULTILINE)
 
 
 def rebuild(header: bytes, texts: list[bytes]) -> bytes:
@@ -433,7 +424,7 @@ def rebuild(header: bytes, texts: list[bytes]) -> bytes:
     """
     if not texts:
         return header
-    lines = _without_content_headers(header).rstrip(b"\r\n") + b"\r\n"
+    lines = _CONTENT_HEADER.sub(b"", header).rstrip(b"\r\n") + b"\r\n"
     if len(texts) == 1:
         return lines + texts[0]
     boundary = _BOUNDARY
@@ -522,19 +513,23 @@ class _Connection:
         self.cred = cred
         self.client = connect(account, cred)
         self.reconnects = 0
-        self.failures = 0  # drops since the last message handed on
+        self.failures = 0  # drops since the last completed task
+        self.selected: str | None = None
 
-    def examine(self, folder: FolderProgress) -> None:
-        info = self.client.select_folder(folder.name, readonly=True)
-        if info.get(b"UIDVALIDITY") != folder.uidvalidity:
-            raise ImapError(f"UIDVALIDITY of {folder.name} changed during the fetch; "
+    def examine(self, folder: str, uidvalidity: int) -> None:
+        """Open `folder` read-only, unless it is open already."""
+        if self.selected == folder:
+            return
+        info = self.client.select_folder(folder, readonly=True)
+        if info.get(b"UIDVALIDITY") != uidvalidity:
+            raise ImapError(f"UIDVALIDITY of {folder} changed during the fetch; "
                             "run mailnet fetch again to rescan it")
+        self.selected = folder
 
-    def reopen(self, folder: FolderProgress, cause: BaseException, progressed: bool) -> None:
-        """Connect again and re-open `folder`; give up after RETRIES drops without progress."""
+    def reopen(self, cause: BaseException) -> None:
+        """Connect again; give up after RETRIES drops without a completed task."""
         _close(self.client)
-        if progressed:
-            self.failures = 0
+        self.selected = None
         while self.failures < RETRIES:
             delay = BACKOFF * 2 ** self.failures
             self.failures += 1
@@ -543,7 +538,6 @@ class _Connection:
             time.sleep(delay)
             try:
                 self.client = connect(self.account, self.cred)
-                self.examine(folder)
             except ImapAuthError:
                 raise
             except (ImapConnectError, *_TRANSIENT) as exc:
@@ -605,17 +599,14 @@ def _runs(wanted: list[_Wanted]) -> Iterator[list[_Wanted]]:
         yield run
 
 
-def _fetch_messages(client: IMAPClient, folder: FolderProgress, account: str,
-                    uids: list[int], gmail: bool, seen_gm: set[int]) -> Iterator[RawMessage]:
-    """The messages of `uids` (one BODYSTRUCTURE request's worth), in UID order.
-
-    Each run is fetched with one request per distinct set of sections and handed
-    on in UID order, so a committed UID means all lower ones are committed.
-    """
+def _fetch_messages(client: IMAPClient, task: _Task, account: str,
+                    seen_gm: set[int]) -> tuple[list[RawMessage], int]:
+    """The messages of a task in UID order, and the bytes downloaded."""
+    gmail = client.has_capability("X-GM-EXT-1")
     items = "(UID RFC822.SIZE BODYSTRUCTURE" + (" X-GM-MSGID)" if gmail else ")")
-    meta = _uid_fetch(client, uids, items)
+    meta = _uid_fetch(client, task.uids, items)
     wanted: list[_Wanted] = []
-    for uid in uids:
+    for uid in task.uids:
         if uid not in meta:
             continue  # expunged since the search
         gm_id = meta[uid].get(b"X-GM-MSGID")
@@ -624,46 +615,91 @@ def _fetch_messages(client: IMAPClient, folder: FolderProgress, account: str,
                 continue  # the same Gmail message under another label
             seen_gm.add(gm_id)  # type: ignore[arg-type]
         wanted.append(_Wanted.from_meta(uid, meta[uid]))
+    fetched: dict[int, bytes] = {}
+    size = 0
     for run in _runs(wanted):
         groups: dict[tuple[str, ...], dict[int, _Wanted]] = {}
         for w in run:
             groups.setdefault(w.sections, {})[w.uid] = w
-        fetched: dict[int, bytes] = {}
         for sections, group in groups.items():
             request = "(" + " ".join(f"BODY.PEEK[{s}]" for s in sections) + ")"
             for uid, data in _uid_fetch(client, group, request).items():
                 message = group[uid].message(data) if uid in group else None
                 if message is not None:
                     fetched[uid] = message
-                    folder.bytes += sum(len(v) for k, v in data.items()
-                                        if k.startswith(b"BODY[") and isinstance(v, bytes))
-        for w in run:
-            if w.uid in fetched:
-                yield RawMessage(fetched[w.uid], Origin(account, folder.name,
-                                                        f"{folder.uidvalidity}:{w.uid}"))
+                    size += sum(len(v) for k, v in data.items()
+                                if k.startswith(b"BODY[") and isinstance(v, bytes))
+    return [RawMessage(fetched[w.uid], Origin(account, task.folder,
+                                              f"{task.uidvalidity}:{w.uid}"))
+            for w in wanted if w.uid in fetched], size
 
 
-def _fetch_folder(conn: _Connection, folder: FolderProgress, stop: threading.Event,
-                  seen_gm: set[int]) -> Iterator[RawMessage]:
-    """All messages of a planned folder, resuming after a dropped connection."""
-    if not folder.uids:
-        return
-    gmail = conn.client.has_capability("X-GM-EXT-1")
-    conn.examine(folder)
-    last = 0  # highest UID handed on
-    while not stop.is_set():
-        todo = [u for u in folder.uids if u > last][:META_BATCH]
-        if not todo:
-            return
-        before = last
-        try:
-            for raw in _fetch_messages(conn.client, folder, conn.account.name, todo, gmail,
-                                       seen_gm):
-                yield raw
-                last = int(raw.origin.position.rsplit(":", 1)[1])
-            last = max(last, todo[-1])
-        except _TRANSIENT as exc:
-            conn.reopen(folder, exc, progressed=last > before)
+@dataclass(frozen=True)
+class _Task:
+    """A run of UIDs of one folder: fetched, parsed and then stored as one batch."""
+
+    folder: str
+    uidvalidity: int
+    uids: tuple[int, ...]
+
+
+@dataclass
+class _Done:
+    """What a task gives back: its parse results in UID order and what they cost."""
+
+    task: _Task
+    results: list[ParseResult]
+    bytes: int
+    reconnects: int
+
+
+class _Fetcher:
+    """Runs tasks over one connection, reconnecting after a drop and retrying the task."""
+
+    def __init__(self, conn: _Connection) -> None:
+        self.conn = conn
+        self.seen_gm: set[int] = set()  # Gmail ids fetched in this run, by this fetcher
+
+    def run(self, task: _Task) -> _Done:
+        reconnects = self.conn.reconnects
+        while True:
+            try:
+                self.conn.examine(task.folder, task.uidvalidity)
+                raws, size = _fetch_messages(self.conn.client, task, self.conn.account.name,
+                                             self.seen_gm)
+                break
+            except _TRANSIENT as exc:
+                self.conn.reopen(exc)
+        self.conn.failures = 0
+        return _Done(task, [parse_safely(raw) for raw in raws], size,
+                     self.conn.reconnects - reconnects)
+
+
+# A fetch worker process's own login and connection (opened by its first task, so a
+# failure to connect reaches the main process as that task's error).
+_worker_login: tuple[Account, Credential] | None = None
+_worker_fetcher: _Fetcher | None = None
+
+
+def _init_worker(account: Account, cred: Credential) -> None:
+    global _worker_login
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
+    _worker_login = (account, cred)
+    # Log out when the pool closes the worker normally (terminate skips it: no harm done).
+    multiprocessing.util.Finalize(None, _close_worker, exitpriority=10)
+
+
+def _close_worker() -> None:
+    if _worker_fetcher is not None:
+        _worker_fetcher.conn.close()
+
+
+def _run_in_worker(task: _Task) -> _Done:
+    global _worker_fetcher
+    if _worker_fetcher is None:
+        assert _worker_login is not None
+        _worker_fetcher = _Fetcher(_Connection(*_worker_login))
+    return _worker_fetcher.run(task)
 
 
 def plan(conn: _Connection, store: Store, folders: list[str],
@@ -680,6 +716,7 @@ def plan(conn: _Connection, store: Store, folders: list[str],
         folder = FolderProgress(name, uidvalidity, uidnext, [])
         if start < uidnext:
             conn.client.select_folder(name, readonly=True)
+            conn.selected = None
             criteria: list[object] = ["UID", f"{start}:*"]
             if since is not None:
                 criteria += ["SINCE", since]
@@ -689,52 +726,10 @@ def plan(conn: _Connection, store: Store, folders: list[str],
     return plans
 
 
-class _Producer(threading.Thread):
-    """Fetches in a thread so the download overlaps parsing; a bounded queue holds it back."""
-
-    _END = object()
-
-    def __init__(self, conn: _Connection, folders: list[FolderProgress]) -> None:
-        super().__init__(name="mailnet-imap-fetch", daemon=True)
-        self.conn = conn
-        self.folders = folders
-        self.queue: queue.Queue[object] = queue.Queue(QUEUE_SIZE)
-        self.stop = threading.Event()
-        self.error: BaseException | None = None
-        self.completed: list[FolderProgress] = []
-
-    def run(self) -> None:
-        seen_gm: set[int] = set()
-        try:
-            for folder in self.folders:
-                for raw in _fetch_folder(self.conn, folder, self.stop, seen_gm):
-                    self._put(raw)
-                if not self.stop.is_set():
-                    self.completed.append(folder)
-        except BaseException as exc:  # handed to the main thread, raised there
-            self.error = exc
-        self._put(self._END)
-
-    def _put(self, item: object) -> None:
-        while not self.stop.is_set():
-            try:
-                self.queue.put(item, timeout=0.2)
-                return
-            except queue.Full:
-                continue
-
-    def messages(self, handed: deque[Origin]) -> Iterator[RawMessage]:
-        """The fetched messages; each one's origin is noted in `handed`, in order."""
-        while not self.stop.is_set():
-            try:
-                item = self.queue.get(timeout=0.2)
-            except queue.Empty:
-                continue
-            if item is self._END:
-                return
-            assert isinstance(item, RawMessage)
-            handed.append(item.origin)
-            yield item
+def _tasks(plans: list[FolderProgress]) -> Iterator[_Task]:
+    for f in plans:
+        for i in range(0, len(f.uids), META_BATCH):
+            yield _Task(f.name, f.uidvalidity, tuple(f.uids[i:i + META_BATCH]))
 
 
 def fetch_account(store: Store, account: Account, *, folders: Iterable[str] | None = None,
@@ -746,20 +741,26 @@ def fetch_account(store: Store, account: Account, *, folders: Iterable[str] | No
     `folders` (names or roles) replaces the configured ones; `since` fetches
     only messages dated from that day on, and then leaves the incremental
     state alone, so a later full run still fetches the older ones.
+    `workers` processes (0: one per core) each fetch and parse over a
+    connection of their own; with 1, this process does it over its own.
     `on_progress` hears once the plan is known and after each committed batch.
     """
     started = time.perf_counter()
-    conn = _Connection(account, credential(account))
+    cred = credential(account)
+    conn = _Connection(account, cred)
     try:
         plans = plan(conn, store, resolve_folders(conn.client, account, folders), since)
         summary = FetchSummary(account.name, plans)
         if on_progress:
             on_progress(plans)
         if any(f.total for f in plans):
-            summary.imported = _ingest(store, conn, plans, workers, since is None, on_progress)
+            workers = min(workers or os.cpu_count() or 1, len(list(_tasks(plans))))
+            if workers > 1:
+                conn.close()  # the workers have connections of their own
+            summary.imported = _ingest(store, conn, cred, plans, workers, since is None,
+                                       on_progress, summary)
         elif since is None:
             _save_state(store, account.name, plans)
-        summary.reconnects = conn.reconnects
     except _TRANSIENT as exc:
         raise ImapConnectError(f"lost the connection to {account.host} ({exc}); what was "
                                "fetched is stored: run mailnet fetch again to resume") from None
@@ -778,41 +779,50 @@ def _save_state(store: Store, account: str, folders: Iterable[FolderProgress]) -
             store.set_imap_state(account, f.name, f.uidvalidity, f.uidnext - 1)
 
 
-def _ingest(store: Store, conn: _Connection, plans: list[FolderProgress], workers: int,
-            track: bool, on_progress: Callable[[list[FolderProgress]], None] | None,
-            ) -> ImportSummary:
+def _ingest(store: Store, conn: _Connection, cred: Credential, plans: list[FolderProgress],
+            workers: int, track: bool,
+            on_progress: Callable[[list[FolderProgress]], None] | None,
+            summary: FetchSummary) -> ImportSummary:
+    """Run the tasks and store each one's results as it comes back, in task order.
+
+    In order, so the state saved after each batch (the task's highest UID)
+    never runs ahead of what is stored.
+    """
     by_name = {f.name: f for f in plans}
-    handed: deque[Origin] = deque()
-    producer = _Producer(conn, plans)
-
-    def committed(part: ImportSummary) -> None:
-        highest: dict[str, int] = {}
-        for _ in range(part.messages):
-            origin = handed.popleft()
-            by_name[origin.folder].done += 1
-            highest[origin.folder] = int(origin.position.rsplit(":", 1)[1])
-        if track:
-            for name, uid in highest.items():
-                store.set_imap_state(conn.account.name, name, by_name[name].uidvalidity, uid)
-        if on_progress:
-            on_progress(plans)
-
-    ingester = Ingester(store, workers)
-    producer.start()
+    total = ImportSummary()
+    start = time.perf_counter()
+    pool = None
+    if workers > 1:
+        method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+        pool = multiprocessing.get_context(method).Pool(
+            workers, initializer=_init_worker, initargs=(conn.account, cred))
+        done: Iterator[_Done] = pool.imap(_run_in_worker, _tasks(plans))
+    else:
+        done = map(_Fetcher(conn).run, _tasks(plans))
     try:
-        summary = ingester.add(producer.messages(handed), on_batch=committed)
+        for result in done:
+            folder = by_name[result.task.folder]
+            part = store_results(store, result.results)
+            total += part
+            folder.done += part.messages
+            folder.bytes += result.bytes
+            summary.reconnects += result.reconnects
+            if track:
+                store.set_imap_state(conn.account.name, folder.name, folder.uidvalidity,
+                                     result.task.uids[-1])
+            if on_progress:
+                on_progress(plans)
+        if pool is not None:
+            pool.close()  # workers log out as they exit
+            pool.join()
     finally:
-        # Stop first: closing the pool waits for its feeder thread, which reads our queue.
-        producer.stop.set()
-        if producer.is_alive():
-            conn.client.shutdown()  # unblocks a read that would wait for the timeout
-        ingester.close()
-        producer.join(timeout=5)
-    if producer.error is not None:
-        raise producer.error
+        if pool is not None:
+            pool.terminate()
+            pool.join()
     if track:
-        _save_state(store, conn.account.name, producer.completed)
-    return summary
+        _save_state(store, conn.account.name, plans)
+    total.seconds = time.perf_counter() - start
+    return total
 
 
 def summary_line(summary: FetchSummary) -> str:

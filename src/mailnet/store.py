@@ -230,10 +230,13 @@ class Store:
             raise ValueError(table)
         return self.db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
 
-    def has_content(self, content_hash: str) -> bool:
-        cur = self.db.execute("SELECT 1 FROM messages WHERE content_hash = ? LIMIT 1",
-                              (content_hash,))
-        return cur.fetchone() is not None
+    def known_contents(self, content_hashes: Iterable[str]) -> set[str]:
+        """Which of these content hashes are stored already."""
+        hashes = list(content_hashes)
+        marks = ",".join("?" * len(hashes))
+        cur = self.db.execute(
+            f"SELECT content_hash FROM messages WHERE content_hash IN ({marks})", hashes)
+        return {h for (h,) in cur}
 
     def parent(self, message_rowid: int) -> int | None:
         """The stored message this one replies to, through In-Reply-To or References."""
