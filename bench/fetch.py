@@ -3,11 +3,15 @@
     python bench/fetch.py [--corpus ../shared/corpora/usrp-users-2019-2024.mbox.xz]
 
 Loads the corpus into a throwaway Dovecot's INBOX (written as a Maildir, which
-is much faster than IMAP APPEND), then times, on the same server:
+is much faster than IMAP APPEND), then times, on the same server, `--rounds`
+times in alternating order:
 
 1. `mailnet fetch` of INBOX into an empty store (fetch + parse + store),
 2. `mbsync` (Debian `isync`, default settings) of INBOX into an empty maildir,
 3. `mailnet fetch` again with nothing new (the no-op case).
+
+It prints every time and the ratio of the medians: mbsync writes and fsyncs a
+file per message, so its time follows the disk and varies from run to run.
 
 Needs the Debian packages dovecot-imapd, isync and openssl. Everything runs
 on 127.0.0.1 and in a temporary directory that is removed afterwards.
@@ -18,6 +22,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -62,6 +67,7 @@ def mailnet_fetch(work: Path, port: int, workers: int) -> tuple[float, str]:
 
 def mbsync(work: Path, port: int) -> float:
     target = work / "mbsync"
+    shutil.rmtree(target, ignore_errors=True)
     target.mkdir()
     config = work / "mbsyncrc"
     config.write_text(
@@ -79,8 +85,9 @@ def mbsync(work: Path, port: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--corpus", type=Path, default=CORPUS)
+    parser.add_argument("--rounds", type=int, default=3, help="timed rounds (default 3)")
     parser.add_argument("--workers", type=int, default=0,
-                        help="mailnet parser processes (default: one per core)")
+                        help="mailnet fetch processes (default: one per core)")
     args = parser.parse_args()
     if not args.corpus.exists():
         sys.exit(f"corpus not found: {args.corpus}")
@@ -100,13 +107,25 @@ def main() -> None:
         # maildir, which neither tool should be charged for.
         subprocess.run(["doveadm", "-c", str(dc.root / "dovecot.conf"), "index", "-u", USER,
                         "INBOX"], check=False, capture_output=True)
-        mailnet_s, line = mailnet_fetch(work, dc.imap_port, args.workers)
-        print(f"mailnet fetch: {mailnet_s:6.1f} s   {line}")
-        mbsync_s = mbsync(work, dc.imap_port)
-        print(f"mbsync:        {mbsync_s:6.1f} s")
-        noop_s, line = mailnet_fetch(work, dc.imap_port, args.workers)
-        print(f"mailnet fetch, nothing new: {noop_s:.2f} s   {line}")
-        print(f"ratio mailnet / mbsync: {mailnet_s / mbsync_s:.2f}")
+        times: dict[str, list[float]] = {"mailnet": [], "mbsync": [], "no-op": []}
+        for round_ in range(args.rounds):
+            for tool in ("mailnet", "mbsync") if round_ % 2 == 0 else ("mbsync", "mailnet"):
+                if tool == "mbsync":
+                    times["mbsync"].append(mbsync(work, dc.imap_port))
+                    print(f"round {round_ + 1}: mbsync        {times['mbsync'][-1]:6.1f} s")
+                    continue
+                for old in work.glob("mailnet.db*"):
+                    old.unlink()
+                seconds, line = mailnet_fetch(work, dc.imap_port, args.workers)
+                times["mailnet"].append(seconds)
+                print(f"round {round_ + 1}: mailnet fetch {seconds:6.1f} s   {line}")
+                seconds, line = mailnet_fetch(work, dc.imap_port, args.workers)
+                times["no-op"].append(seconds)
+                print(f"round {round_ + 1}: mailnet fetch, nothing new {seconds:.2f} s   {line}")
+        median = {tool: statistics.median(values) for tool, values in times.items()}
+        print(f"median: mailnet fetch {median['mailnet']:.1f} s, mbsync {median['mbsync']:.1f} s, "
+              f"nothing new {median['no-op']:.2f} s")
+        print(f"ratio mailnet / mbsync (medians): {median['mailnet'] / median['mbsync']:.2f}")
     finally:
         dc.stop()
         shutil.rmtree(work, ignore_errors=True)

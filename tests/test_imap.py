@@ -193,38 +193,47 @@ def test_uidvalidity_change_rescans_without_duplicates_or_loss(server, tmp_path)
     assert all_flags(server) == before
 
 
-@needs_dovecot
-def test_dropped_connection_reconnects_and_rerun_gives_the_same_store(server, tmp_path,
-                                                                      monkeypatch):
+@pytest.fixture
+def reference(server, tmp_path) -> list[tuple[str, ...]]:
+    """The store an uninterrupted fetch gives."""
     reference = tmp_path / "reference"
     reference.mkdir()
     assert run(reference, write_config(reference, server.imap_port)).exit_code == 0
+    return stored(reference / "m.db")
+
+
+@pytest.fixture
+def small_tasks(monkeypatch) -> None:
+    """Many small requests, so a cut lands mid-fetch; quick retries."""
     monkeypatch.setattr(imap, "BACKOFF", 0.01)
     monkeypatch.setattr(imap, "META_BATCH", 8)
     monkeypatch.setattr(imap, "FETCH_BYTES", 6_000)
 
-    # Cut once mid-fetch: the run reconnects and completes.
-    once = tmp_path / "once"
-    once.mkdir()
+
+@needs_dovecot
+def test_dropped_connection_reconnects_and_completes(server, tmp_path, reference,
+                                                     small_tasks):
     with Proxy(server.imap_port, cut_after=40_000) as proxy:
-        result = run(once, write_config(once, proxy.port))
+        result = run(tmp_path, write_config(tmp_path, proxy.port))
     assert result.exit_code == 0, result.output
     assert proxy.cut == 1 and "reconnected 1×" in result.stdout
-    assert stored(once / "m.db") == stored(reference / "m.db")
+    assert stored(tmp_path / "m.db") == reference
 
-    # The network goes down: the run gives up with one line; a re-run completes the store.
-    cut = tmp_path / "cut"
-    cut.mkdir()
+
+@needs_dovecot
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_network_down_gives_one_line_and_a_rerun_completes_the_store(
+        server, tmp_path, reference, small_tasks, workers):
     with Proxy(server.imap_port, cut_after=40_000, once=False) as proxy:
-        result = run(cut, write_config(cut, proxy.port))
+        result = run(tmp_path, write_config(tmp_path, proxy.port), workers=workers)
     assert result.exit_code == 2
     assert "run mailnet fetch again to resume" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
-    partial = stored(cut / "m.db")
+    partial = stored(tmp_path / "m.db")
     assert 0 < len(partial) < 36
-    result = run(cut, write_config(cut, server.imap_port))
+    result = run(tmp_path, write_config(tmp_path, server.imap_port), workers=workers)
     assert result.exit_code == 0, result.output
-    assert stored(cut / "m.db") == stored(reference / "m.db")
+    assert stored(tmp_path / "m.db") == reference
 
 
 @needs_dovecot

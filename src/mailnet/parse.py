@@ -16,6 +16,7 @@ from __future__ import annotations
 import email
 import email.message
 import email.utils
+import functools
 import hashlib
 import re
 import unicodedata
@@ -24,7 +25,7 @@ from datetime import datetime
 
 from inscriptis import get_text
 from mailparser.dates import parse_mail_date
-from mailparser.utils import decode_header_part, get_header
+from mailparser.utils import decode_header_part
 
 from mailnet.addresses import is_automated_address, normalise_address
 from mailnet.newtext import extract_new_text
@@ -130,38 +131,35 @@ _FOLD = re.compile(r"\r?\n(?=[ \t])")
 _MAILBOX = re.compile(r"[^@\s\"<>()\[\],;:]+@[^@\s\"<>()\[\],;:]+")
 
 
-def _raw_header(msg: email.message.Message, name: str) -> str | None:
-    """The first such header as sent, unfolded; raw 8-bit bytes in it read as UTF-8."""
-    value = next((v for k, v in msg.raw_items() if k.lower() == name), None)
-    if value is None:
-        return None
-    return _FOLD.sub("", value.encode("utf-8", "surrogateescape").decode("utf-8", "replace"))
+def _first_headers(msg: email.message.Message) -> dict[str, str]:
+    """Each header's first value as sent, unfolded; raw 8-bit bytes in it read as UTF-8."""
+    first: dict[str, str] = {}
+    for name, value in msg.raw_items():
+        first.setdefault(name.lower(), value)
+    return {name: _FOLD.sub("", value.encode("utf-8", "surrogateescape")
+                             .decode("utf-8", "replace"))
+            for name, value in first.items()}
 
 
-def _date(msg: email.message.Message) -> datetime | None:
-    return parse_mail_date(_raw_header(msg, "date")).value
-
-
-def _addresses(msg: email.message.Message, header: str) -> list[Address]:
-    """The first such header's mailboxes, display names decoded; groups and junk dropped."""
-    value = _raw_header(msg, header)
-    if value is None:
-        return []
+# Decoding is cached: the same list addresses, list headers and senders come back
+# in message after message, and the standard library's address parser reads
+# character by character.
+@functools.lru_cache(maxsize=8192)
+def _mailboxes(value: str) -> tuple[Address, ...]:
+    """The mailboxes of an address header, display names decoded; groups and junk dropped."""
     found = []
     for name, addr in email.utils.getaddresses([value]):
         if _MAILBOX.fullmatch(addr):
             name = " ".join(decode_header_part(name).split())
             found.append(Address("" if name.lower() == addr.lower() else name,
                                  normalise_address(addr)))
-    return found
+    return tuple(found)
 
 
-def _header(msg: email.message.Message, name: str) -> str:
-    """The first such header, decoded, on one line."""
-    value = get_header(msg, name)
-    if isinstance(value, list):
-        value = value[0] if value else ""
-    return " ".join(str(value).split())
+@functools.lru_cache(maxsize=8192)
+def _decoded(value: str) -> str:
+    """A header value with its encoded words decoded, on one line."""
+    return " ".join(decode_header_part(value).split())
 
 
 def _part_text(part: email.message.Message) -> str:
@@ -244,29 +242,37 @@ def parse_message(raw: RawMessage) -> ParsedMessage:
         raise ParseError(f"unreadable MIME structure: {exc}") from None
     if not msg.keys():
         raise ParseError("no headers")
-    senders = _addresses(msg, "from") or _addresses(msg, "sender")
+    headers = _first_headers(msg)
+
+    def text(name: str) -> str:
+        return _decoded(headers[name]) if name in headers else ""
+
+    def mailboxes(name: str) -> list[Address]:
+        return list(_mailboxes(headers[name])) if name in headers else []
+
+    senders = mailboxes("from") or mailboxes("sender")
     sender = senders[0] if senders else None
-    ids = message_ids(_header(msg, "message-id"))
+    ids = message_ids(text("message-id"))
     message_id = ids[0] if ids else _stable_id(raw.data)
-    references = message_ids(_header(msg, "references"))
-    in_reply = message_ids(_header(msg, "in-reply-to"))
-    list_id, list_unsub = _header(msg, "list-id"), _header(msg, "list-unsubscribe")
-    precedence, auto = _header(msg, "precedence"), _header(msg, "auto-submitted")
-    post = _header(msg, "list-post")
+    references = message_ids(text("references"))
+    in_reply = message_ids(text("in-reply-to"))
+    list_id, list_unsub = text("list-id"), text("list-unsubscribe")
+    precedence, auto = text("precedence"), text("auto-submitted")
+    post = text("list-post")
     list_post = normalise_address(post.split("mailto:", 1)[1].split(">", 1)[0].split("?")[0]) \
         if "mailto:" in post else ""
-    reply_to = _addresses(msg, "reply-to")
+    reply_to = mailboxes("reply-to")
     sender = _unmunged(sender, reply_to, list_post)
-    subject = _header(msg, "subject")
-    date = _date(msg) or _received_date(newest_received)
+    subject = text("subject")
+    date = parse_mail_date(headers.get("date")).value or _received_date(newest_received)
     body = body_text(msg)
     new_text = extract_new_text(body)
     return ParsedMessage(
         message_id=message_id,
         origin=raw.origin,
         sender=sender,
-        to=_addresses(msg, "to"),
-        cc=_addresses(msg, "cc"),
+        to=mailboxes("to"),
+        cc=mailboxes("cc"),
         reply_to=reply_to,
         date=date,
         subject=subject,
