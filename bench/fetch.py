@@ -110,6 +110,7 @@ def main() -> None:
         times: dict[str, list[float]] = {"mailnet": [], "mbsync": [], "no-op": []}
         for round_ in range(args.rounds):
             for tool in ("mailnet", "mbsync") if round_ % 2 == 0 else ("mbsync", "mailnet"):
+                os.sync()  # neither tool pays for the other's pending disk writes
                 if tool == "mbsync":
                     times["mbsync"].append(mbsync(work, dc.imap_port))
                     print(f"round {round_ + 1}: mbsync        {times['mbsync'][-1]:6.1f} s")

@@ -93,7 +93,7 @@ def _strip_quotes(lines: list[str], cut_quoted: bool = True) -> list[str]:
     i = 0
     while i < len(lines):
         line = lines[i]
-        quoted = _is_quote(line)  # most lines of a reply: no header or separator starts with ">"
+        quoted = line.lstrip().startswith(">")  # most lines: no header or separator is one
         outlook = not quoted and _outlook_header(lines, i)
         if outlook and not cut_quoted:
             i = _header_block_end(lines, i)
@@ -106,7 +106,8 @@ def _strip_quotes(lines: list[str], cut_quoted: bool = True) -> list[str]:
                 i += 1
                 continue
             break
-        span = _wrote_header(lines, i)
+        # A quoted line can only be a short "Name wrote:" header (it ends with a colon).
+        span = _wrote_header(lines, i) if not quoted or line.rstrip().endswith(":") else 0
         if span:
             # Top-posting quotes the original without ">" to the end: cut it. If ">"
             # lines follow further down, the text in between is the sender's answer.

@@ -174,7 +174,7 @@ def _part_text(part: email.message.Message) -> str:
         text = payload.decode(part.get_content_charset() or "utf-8")
     except (LookupError, UnicodeError):
         text = payload.decode("utf-8", "replace")
-    return unicodedata.normalize("NFC", text)
+    return text if text.isascii() else unicodedata.normalize("NFC", text)
 
 
 def body_text(msg: email.message.Message) -> str:
@@ -185,11 +185,11 @@ def body_text(msg: email.message.Message) -> str:
     plain: list[str] = []
     html: list[str] = []
     for part in msg.walk():
-        if part.is_multipart() or part.get_filename() or (
+        kind = part.get_content_type()
+        if kind not in _TEXT_TYPES or part.get_filename() or (
                 part.get_content_disposition() == "attachment"):
             continue
-        kind = part.get_content_type()
-        if kind in _TEXT_TYPES and (text := _part_text(part)):
+        if text := _part_text(part):
             (plain if kind == "text/plain" else html).append(text)
     if plain:
         return "\n".join(plain)
