@@ -112,3 +112,16 @@ def test_config_example_documents_valid_settings() -> None:
     assert config.import_workers == 0
     assert "work" in config.accounts
     assert config.identity.is_sent_folder("[Gmail]/Sent Mail")
+
+
+def test_readme_account_example_is_a_valid_config(tmp_path) -> None:
+    from mailnet.config import load_config
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = readme.split("### Setting up an IMAP account", 1)[1].split("```toml\n", 1)[1]
+    (tmp_path / "config.toml").write_text(block.split("```", 1)[0])
+    accounts = load_config(tmp_path / "config.toml").accounts
+    assert set(accounts) == {"gmail", "office", "fastmail", "home"}
+    assert accounts["gmail"].oauth2_token_command and accounts["fastmail"].password_keyring
+    assert accounts["home"].password_env == "HOME_MAIL_PASSWORD"
+    assert all(a.tls == "implicit" and a.port == 993 for a in accounts.values())
