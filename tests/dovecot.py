@@ -33,7 +33,7 @@ ssl = yes
 ssl_cert = <{root}/server.pem
 ssl_key = <{root}/server.key
 disable_plaintext_auth = no
-auth_mechanisms = plain login
+auth_mechanisms = plain login{oauth2_mechanisms}
 default_internal_user = {internal_user}
 default_internal_group = {internal_group}
 default_login_user = {login_user}
@@ -44,7 +44,7 @@ passdb {{
   driver = passwd-file
   args = scheme=PLAIN username_format=%u {root}/passwd
 }}
-userdb {{
+{oauth2_passdb}userdb {{
   driver = static
   args = uid={uid} gid={gid} home={root}/mail/%u
 }}
@@ -84,6 +84,23 @@ service anvil {{
 """
 
 
+# OAuth2 tokens are checked by POSTing them to an introspection URL (RFC 7662).
+_OAUTH2_PASSDB = """\
+passdb {{
+  driver = oauth2
+  mechanisms = xoauth2 oauthbearer
+  args = {root}/oauth2.conf.ext
+}}
+"""
+_OAUTH2_CONF = """\
+introspection_mode = post
+introspection_url = {url}
+username_attribute = username
+active_attribute = active
+active_value = true
+"""
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -111,8 +128,9 @@ def _service_users() -> dict[str, str]:
 class Dovecot:
     """One running server with one user; `maildir(folder)` is where its mail lives."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, oauth2_introspection: str | None = None) -> None:
         self.root = root
+        self.oauth2_introspection = oauth2_introspection  # a URL: XOAUTH2 logins on
         self.imap_port = free_port()
         self.imaps_port = free_port()
         self.ca_file = root / "server.pem"
@@ -126,9 +144,14 @@ class Dovecot:
             (self.root / sub).mkdir(parents=True, exist_ok=True)
         make_certificate(self.root)
         (self.root / "passwd").write_text(f"{USER}:{{PLAIN}}{PASSWORD}\n")
+        oauth2 = self.oauth2_introspection
+        if oauth2:
+            (self.root / "oauth2.conf.ext").write_text(_OAUTH2_CONF.format(url=oauth2))
         (self.root / "dovecot.conf").write_text(_CONFIG.format(
             root=self.root, imap_port=self.imap_port, imaps_port=self.imaps_port,
             uid=self.mail_uid, gid=self.mail_gid, **_service_users(),
+            oauth2_mechanisms=" xoauth2 oauthbearer" if oauth2 else "",
+            oauth2_passdb=_OAUTH2_PASSDB.format(root=self.root) if oauth2 else "",
         ))
         for folder in ("INBOX", "Sent", "Drafts", "Trash", "Junk"):
             self.maildir(folder)

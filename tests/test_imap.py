@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import contextlib
+import http.server
+import json
 import os
 import shutil
 import socket
 import tempfile
 import threading
+import urllib.parse
 from email.message import EmailMessage
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 from click.testing import CliRunner
@@ -71,9 +75,10 @@ def server():
 def write_config(tmp_path: Path, port: int, **extra: object) -> Path:
     lines = ["[accounts.test]", 'host = "127.0.0.1"', f"port = {port}", 'tls = "plain"',
              f'username = "{USER}"', 'password_env = "MAILNET_TEST_PW"']
-    for key, value in extra.items():
+    for key, value in extra.items():  # None drops the key
         lines = [line for line in lines if not line.startswith(f"{key} =")]
-        lines.append(f"{key} = {value}")
+        if value is not None:
+            lines.append(f"{key} = {value}")
     path = tmp_path / "config.toml"
     path.write_text("\n".join(lines) + "\n")
     return path
@@ -246,6 +251,68 @@ def test_wrong_password_is_one_line_without_the_password(server, tmp_path):
     assert len(lines) == 1 and "login as alice on 127.0.0.1 failed" in lines[0]
     assert "password_env MAILNET_TEST_PW" in lines[0]
     assert wrong not in result.output and "Traceback" not in result.output
+
+
+GOOD_TOKEN = "ya29.test-access-token"
+
+
+class Introspection(http.server.BaseHTTPRequestHandler):
+    """An OAuth2 authorisation server's token introspection (RFC 7662): one valid token."""
+
+    seen: ClassVar[list[str]] = []  # the tokens Dovecot asked about
+
+    def do_POST(self) -> None:  # the name http.server calls
+        length = int(self.headers["Content-Length"])
+        form = urllib.parse.parse_qs(self.rfile.read(length).decode())
+        Introspection.seen += form.get("token", [])
+        active = form.get("token") == [GOOD_TOKEN]
+        body = json.dumps({"active": "true", "username": USER} if active else
+                          {"active": "false"}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def oauth2_server():
+    """A Dovecot that takes XOAUTH2 logins, checking tokens with a local introspection server."""
+    Introspection.seen.clear()
+    web = http.server.HTTPServer(("127.0.0.1", 0), Introspection)
+    threading.Thread(target=web.serve_forever, daemon=True).start()
+    root = Path(tempfile.mkdtemp(prefix="mailnet-dovecot-"))
+    os.chmod(root, 0o755)
+    dc = Dovecot(root, oauth2_introspection=f"http://127.0.0.1:{web.server_port}/introspect")
+    for n in range(3):
+        dc.deliver("INBOX", message(n))
+    dc.start()
+    yield dc
+    dc.stop()
+    web.shutdown()
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@needs_dovecot
+def test_oauth2_token_command_logs_in_with_xoauth2(oauth2_server, tmp_path):
+    good = write_config(tmp_path, oauth2_server.imap_port, folders='["INBOX"]',
+                        password_env=None, oauth2_token_command=f"'printf {GOOD_TOKEN}'")
+    result = run(tmp_path, good)
+    assert result.exit_code == 0, result.output
+    assert "fetched 3 new messages" in result.stdout
+    assert Introspection.seen == [GOOD_TOKEN]  # the server checked it: an XOAUTH2 login
+
+    bad = write_config(tmp_path, oauth2_server.imap_port, folders='["INBOX"]',
+                       password_env=None, oauth2_token_command="'printf expired-token-123'")
+    result = run(tmp_path, bad, verbose=True)
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "login as alice on 127.0.0.1 failed" in lines[0]
+    assert "oauth2_token_command" in lines[0]
+    assert "expired-token-123" not in result.output
 
 
 @needs_dovecot
