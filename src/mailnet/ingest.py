@@ -1,9 +1,10 @@
-"""Raw messages in, stored records out: the pipeline every source feeds (import and fetch).
+"""Raw messages in, stored records out.
 
-Parsing is the cost (mail-parser runs a few hundred messages a second per
-core), so it runs in a process pool while this process reads the source and
-writes the store. Each batch is committed on its own, so an interrupted run
-keeps what it had stored and a re-run adds only the rest.
+Parsing is the cost (about a millisecond a message), so an import parses in a
+process pool while this process reads the source and writes the store. Each
+batch is committed on its own, so an interrupted run keeps what it had stored
+and a re-run adds only the rest. IMAP fetch parses in its own fetch workers
+and stores through the same :func:`parse_safely` and :func:`store_results`.
 """
 
 from __future__ import annotations
