@@ -201,6 +201,7 @@ META_FEATURES = (
     "empty", "log_chars", "log_sentences", "questions", "exclamations", "question_share",
     "last_is_question", "caps_ratio", "digits_ratio", "subject_caps_ratio",
     "request_max", "request_mean", "request_top2", "request_first", "request_last",
+    "thanks_max", "thanks_first", "thanks_last",
 )
 
 
@@ -226,17 +227,21 @@ def _char_counts(texts: Sequence[str]) -> dict[str, np.ndarray]:
 class MessageFeatures(_CachedLookup, TransformerMixin, BaseEstimator):
     """Message frame → [n-grams of subject and new text | message meta | sentence scores].
 
-    `sentence_model` is a fitted :class:`SentenceModel` (its own training
-    data is sentences, not messages), used as it is. Besides every n-gram of
+    `sentence_model` and `thanks_model` are fitted :class:`SentenceModel` s
+    (their own training data is sentences, not messages), used as they are:
+    one scores requests, the other gratitude (a "Thanks for the fix" as
+    against a "Thanks in advance" sign-off). Besides every n-gram of
     the text, the subject's (s:) and the first (f:) and last (l:) sentence's
     n-grams are features of their own, since where a "thanks" or a question
     stands says much (an opening "Thanks for the fix" is gratitude, a closing
     "Thanks," a sign-off).
     """
 
-    def __init__(self, sentence_model: SentenceModel | None = None, min_df: int = 2,
+    def __init__(self, sentence_model: SentenceModel | None = None,
+                 thanks_model: SentenceModel | None = None, min_df: int = 2,
                  max_features: int = 60000, meta_weight: float = 0.3) -> None:
         self.sentence_model = sentence_model
+        self.thanks_model = thanks_model
         self.min_df = min_df
         self.max_features = max_features
         self.meta_weight = meta_weight
@@ -253,6 +258,7 @@ class MessageFeatures(_CachedLookup, TransformerMixin, BaseEstimator):
 
     def fit(self, frame: pd.DataFrame, y: Any = None) -> MessageFeatures:
         check_is_fitted(self.sentence_model)
+        check_is_fitted(self.thanks_model)
         docs = []
         for subject, text in zip(frame["subject"], frame["new_text"], strict=True):
             marked, body = self._segments(subject, text)
@@ -266,15 +272,16 @@ class MessageFeatures(_CachedLookup, TransformerMixin, BaseEstimator):
         return self
 
     def _build_lookup(self) -> dict[str, Any]:
-        """One dict lookup per n-gram serves both vocabularies: term → global id, and
-        arrays from global id to message column and sentence column (-1: absent)."""
+        """One dict lookup per n-gram serves all three vocabularies: term → global id,
+        and arrays from global id to the message, request and thanks column (-1: absent)."""
         mine = {t: i for i, t in enumerate(self.terms_.tolist())}
-        theirs = self.sentence_model.vocabulary()
-        ids = {g: i for i, g in enumerate(sorted(mine.keys() | theirs.keys()))}
-        msg_col, sent_col = np.full(len(ids) + 1, -1), np.full(len(ids) + 1, -1)
+        request, thanks = self.sentence_model.vocabulary(), self.thanks_model.vocabulary()
+        ids = {g: i for i, g in enumerate(sorted(mine.keys() | request.keys() | thanks.keys()))}
+        cols = {name: np.full(len(ids) + 1, -1) for name in ("msg_col", "sent_col", "thanks_col")}
         for g, i in ids.items():
-            msg_col[i], sent_col[i] = mine.get(g, -1), theirs.get(g, -1)
-        return {"ids": ids, "msg_col": msg_col, "sent_col": sent_col}
+            cols["msg_col"][i], cols["sent_col"][i] = mine.get(g, -1), request.get(g, -1)
+            cols["thanks_col"][i] = thanks.get(g, -1)
+        return {"ids": ids, **cols}
 
     def _parts(self, frame: pd.DataFrame) -> tuple[sp.csr_matrix, np.ndarray]:
         lookup = self._cached(self._build_lookup)
@@ -306,13 +313,17 @@ class MessageFeatures(_CachedLookup, TransformerMixin, BaseEstimator):
                                       lookup["sent_col"][gids[in_sentence]], n_sentences,
                                       len(self.sentence_model.terms_))
         scores = self.sentence_model.scores(sentence_counts)
+        thanks_counts = _coo_counts(sentence_row[in_sentence],
+                                    lookup["thanks_col"][gids[in_sentence]], n_sentences,
+                                    len(self.thanks_model.terms_))
+        thanks = self.thanks_model.scores(thanks_counts)
         q = lookup["ids"].get("?", -2)
         asks = np.bincount(sentence_row[in_sentence], weights=gids[in_sentence] == q,
                            minlength=n_sentences) > 0
-        return counts, self._meta(frame, owner[is_sentence], scores, asks)
+        return counts, self._meta(frame, owner[is_sentence], scores, thanks, asks)
 
     @staticmethod
-    def _meta(frame: pd.DataFrame, owner: np.ndarray, scores: np.ndarray,
+    def _meta(frame: pd.DataFrame, owner: np.ndarray, scores: np.ndarray, thanks: np.ndarray,
               asks: np.ndarray) -> np.ndarray:
         """Header and shape features, and the sentence scores summed up per message."""
         n = len(frame)
@@ -322,11 +333,14 @@ class MessageFeatures(_CachedLookup, TransformerMixin, BaseEstimator):
         first_idx = np.searchsorted(owner, np.arange(n))
         last_idx = first_idx + per_message - 1
         scores_ = np.append(scores, floor)  # index len(scores): the floor, for empty messages
+        thanks_ = np.append(thanks, floor)
         asks_ = np.append(asks, False)
         first_idx = np.where(has, first_idx, len(scores))
         last_idx = np.where(has, last_idx, len(scores))
         best = np.full(n, floor)
         np.maximum.at(best, owner, scores)
+        most_grateful = np.full(n, floor)
+        np.maximum.at(most_grateful, owner, thanks)
         second = np.full(n, floor)
         if len(scores):
             order = np.lexsort((-scores, owner))
@@ -357,6 +371,7 @@ class MessageFeatures(_CachedLookup, TransformerMixin, BaseEstimator):
             body["digits"] / np.maximum(body["chars"], 1),
             subj["upper"] / np.maximum(subj["letters"], 1),
             best, mean, (best + second) / 2, scores_[first_idx], scores_[last_idx],
+            most_grateful, thanks_[first_idx], thanks_[last_idx],
         ]
         assert len(columns) == len(META_FEATURES)  # the names stay in step with the values
         return np.column_stack([np.asarray(c, dtype=float) for c in columns])
@@ -454,9 +469,10 @@ class PerTagClassifier(ClassifierMixin, BaseEstimator):
         return (self.predict_proba(X) > self.thresholds_).astype(int)
 
 
-def make_pipeline(sentence_model: SentenceModel, C: float | Sequence[float] = 64.0) -> Pipeline:
+def make_pipeline(sentence_model: SentenceModel, thanks_model: SentenceModel,
+                  C: float | Sequence[float] = 64.0) -> Pipeline:
     """The message model: features then per-tag classifiers."""
-    return Pipeline([("features", MessageFeatures(sentence_model)),
+    return Pipeline([("features", MessageFeatures(sentence_model, thanks_model)),
                      ("tags", PerTagClassifier(C=C))])
 
 

@@ -161,6 +161,22 @@ def _parsed_row(msg: ParsedMessage) -> dict[str, Any]:
             "precedence": msg.precedence}
 
 
+def written_sentences(tag: str, labels_dir: Path = LABELS_DIR) -> tuple[list[str], np.ndarray]:
+    """Sentences the mailnet authors wrote (written_sentences.jsonl) labelled for `tag`.
+
+    Office-style requests and statements widen the request model beyond the
+    Enron file's spam-heavy negatives; gratitude and sign-off sentences train
+    the thanks model.
+    """
+    sentences, labels = [], []
+    for line in (labels_dir / "written_sentences.jsonl").read_text("utf-8").splitlines():
+        item = json.loads(line) if line.strip() else {}
+        if tag in item:
+            sentences.append(item["text"])
+            labels.append(int(item[tag]))
+    return sentences, np.asarray(labels)
+
+
 def intent_sentences(path: Path) -> tuple[list[str], np.ndarray]:
     """A `Yes|No<TAB>sentence` file: sentences and 1 for a request (Yes)."""
     sentences, labels = [], []
@@ -310,7 +326,8 @@ class DefaultData:
 
     train: LabelledSet
     test: LabelledSet
-    sentences: tuple[list[str], np.ndarray]
+    sentences: tuple[list[str], np.ndarray]  # request or not: the Enron file and written ones
+    thanks_sentences: tuple[list[str], np.ndarray]
     description: list[str]
 
 
@@ -321,7 +338,10 @@ def default_data(shared: Path = SHARED_DIR, labels_dir: Path = LABELS_DIR,
     Held-out (test split) messages are excluded from every part of training.
     """
     labels = real_labels(labels_dir)
-    sentences = intent_sentences(_shared(shared, "intent", "enron-intent-train.tsv"))
+    enron = intent_sentences(_shared(shared, "intent", "enron-intent-train.tsv"))
+    mine = written_sentences("request", labels_dir)
+    sentences = (enron[0] + mine[0], np.r_[enron[1], mine[1]])
+    thanks = written_sentences("thanks", labels_dir)
     with tempfile.TemporaryDirectory() as tmp:
         frames = [corpus_frame(shared, name, cache or Path(tmp)) for name in TRAIN_CORPORA]
     corpora = pd.concat(frames, ignore_index=True)
@@ -346,12 +366,15 @@ def default_data(shared: Path = SHARED_DIR, labels_dir: Path = LABELS_DIR,
         f"{len(written)} examples written by the mailnet authors (training/labels/written.jsonl)",
         f"{int(weak.sum())} unlabelled messages labelled for sales only by their corpus: "
         "spamassassin-spam-1 as sales, spamassassin-easy-ham-1 as not sales",
-        f"{len(sentences[0])} sentences of enron-intent-train.tsv (request or not) for the "
+        f"{len(enron[0])} sentences of enron-intent-train.tsv and {len(mine[0])} written by the "
+        "mailnet authors (training/labels/written_sentences.jsonl), request or not, for the "
         "sentence-level request model",
+        f"{len(thanks[0])} sentences written by the mailnet authors, gratitude or not (sign-offs, "
+        "thanks in advance, statements), for the sentence-level thanks model",
         f"held out: {int(test.sum())} real messages (real.csv split=test), never trained on",
     ] + ([f"{missing} labelled messages skipped: their Message-ID is not what mailnet reads"]
          if missing else [])
-    return DefaultData(train, held_out, sentences, description)
+    return DefaultData(train, held_out, sentences, thanks, description)
 
 
 # --- training and evaluation -------------------------------------------------
@@ -360,9 +383,9 @@ def fit_sentence_model(sentences: tuple[list[str], np.ndarray]) -> SentenceModel
     return SentenceModel().fit(*sentences)
 
 
-def fit(train: LabelledSet, sentence_model: SentenceModel) -> Any:
-    """The message pipeline fitted on `train` around a fitted sentence model."""
-    pipeline = make_pipeline(sentence_model)
+def fit(train: LabelledSet, sentence_model: SentenceModel, thanks_model: SentenceModel) -> Any:
+    """The message pipeline fitted on `train` around fitted request and thanks sentence models."""
+    pipeline = make_pipeline(sentence_model, thanks_model)
     return pipeline.fit(train.frame, train.labels, tags__sample_weight=train.weights)
 
 
@@ -372,7 +395,7 @@ USER_WEIGHT = 3.0  # a user's own label outweighs a default one: it is their mai
 def train_user_model(data: LabelledSet, base: IntentModel, out: Path, *,
                      with_default_data: bool = False, shared: Path | None = None,
                      source: str = "") -> IntentModel:
-    """Retrain the message model on a user's labels, keeping `base`'s sentence model.
+    """Retrain the message model on a user's labels, keeping `base`'s sentence models.
 
     With `with_default_data` the default training set is added, the user's
     rows weighted :data:`USER_WEIGHT` times.
@@ -383,10 +406,11 @@ def train_user_model(data: LabelledSet, base: IntentModel, out: Path, *,
         data.weights = data.weights * USER_WEIGHT
         parts.insert(0, default.train)
         described += default.description[:-1]
-    pipeline = fit(LabelledSet.concat(parts), base.pipeline.named_steps["features"].sentence_model)
+    features = base.pipeline.named_steps["features"]
+    pipeline = fit(LabelledSet.concat(parts), features.sentence_model, features.thanks_model)
     card = {
         "name": "mailnet-intent-user",
-        "description": f"Retrained with `mailnet train` from {base.version}'s sentence model.",
+        "description": f"Retrained with `mailnet train` from {base.version}'s sentence models.",
         "trained_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "versions": library_versions(),
         "training_data": described,
@@ -525,7 +549,8 @@ def build_default(out: Path, shared: Path = SHARED_DIR, labels_dir: Path = LABEL
         log("importing the training corpora with mailnet …")
         data = default_data(shared, labels_dir, cache)
         log(f"training on {len(data.train)} messages and {len(data.sentences[0])} sentences …")
-        pipeline = fit(data.train, fit_sentence_model(data.sentences))
+        pipeline = fit(data.train, fit_sentence_model(data.sentences),
+                       fit_sentence_model(data.thanks_sentences))
         model = IntentModel(pipeline, {"version": "unsaved"})
         metrics = {
             "Held-out real messages": evaluate(
@@ -539,8 +564,10 @@ def build_default(out: Path, shared: Path = SHARED_DIR, labels_dir: Path = LABEL
         "name": "mailnet-intent",
         "description": "Tags a message's new text (the sender's own words) as request, offer, "
                        "thanks and/or sales. Word and bigram TF-IDF of subject and new text, "
-                       "message and header features, and the best/mean sentence scores of a "
-                       "sentence-level request model; one Platt-calibrated logistic regression "
+                       "message and header features, the best/mean sentence scores of a "
+                       "sentence-level request model and the best/first/last scores of a "
+                       "sentence-level thanks model (gratitude, not a sign-off); one "
+                       "Platt-calibrated logistic regression "
                        "per tag with a threshold per tag chosen by 5-fold cross-validation.",
         "trained_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "command": "PYTHONPATH=src python -m mailnet.training",
