@@ -226,6 +226,30 @@ def test_dropped_connection_reconnects_and_completes(server, tmp_path, reference
 
 
 @needs_dovecot
+def test_interrupt_keeps_committed_batches_and_a_rerun_completes(server, tmp_path, reference,
+                                                                 small_tasks):
+    account = load_config(write_config(tmp_path, server.imap_port)).accounts["test"]
+    seen: list[int] = []
+
+    def ctrl_c_after_first_batch(folders: list[imap.FolderProgress]) -> None:
+        seen.append(sum(f.done for f in folders))
+        if seen[-1]:  # the callback runs after each commit: this is Ctrl-C there
+            raise KeyboardInterrupt
+
+    os.environ["MAILNET_TEST_PW"] = PASSWORD
+    try:
+        with Store(tmp_path / "m.db") as store:
+            with pytest.raises(KeyboardInterrupt):
+                imap.fetch_account(store, account, workers=2, on_progress=ctrl_c_after_first_batch)
+            assert store.count() == seen[-1] == 8  # one task's batch, committed
+            assert store.imap_state("test", "INBOX")[1] == 8  # its highest UID, no further
+            imap.fetch_account(store, account, workers=2)
+    finally:
+        del os.environ["MAILNET_TEST_PW"]
+    assert stored(tmp_path / "m.db") == reference
+
+
+@needs_dovecot
 @pytest.mark.parametrize("workers", ["1", "2"])
 def test_network_down_gives_one_line_and_a_rerun_completes_the_store(
         server, tmp_path, reference, small_tasks, workers):
