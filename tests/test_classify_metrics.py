@@ -5,7 +5,7 @@ F1 ≥ 0.95 at precision ≥ 0.99. Held-out real messages: F1 ≥ 0.85 for reque
 thanks and sales, ≥ 0.75 for offer. A target the model does not reach yet
 is reported as xfail with the measured figure (so the run says plainly what
 is missing); targets the model meets, the precision floor and the support
-checks are hard asserts. Not met yet (model mailnet-intent-49ab4ac47e09):
+checks are hard asserts. Not met yet (model mailnet-intent-8145f6335481):
 sentence request F1 0.774, held-out request F1 0.817 and thanks F1 0.792.
 """
 

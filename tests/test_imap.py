@@ -307,6 +307,9 @@ def oauth2_server():
     """A Dovecot that takes XOAUTH2 logins, checking tokens with a local introspection server."""
     Introspection.seen.clear()
     web = http.server.HTTPServer(("127.0.0.1", 0), Introspection)
+    # A wake-up with nothing to accept (seen once in a full run, after Dovecot
+    # stopped) must not block serve_forever, and so shutdown(), for ever.
+    web.socket.settimeout(1.0)
     threading.Thread(target=web.serve_forever, daemon=True).start()
     root = Path(tempfile.mkdtemp(prefix="mailnet-dovecot-"))
     os.chmod(root, 0o755)

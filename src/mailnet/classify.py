@@ -248,13 +248,12 @@ class MessageFeatures(_CachedLookup, TransformerMixin, BaseEstimator):
 
     @staticmethod
     def _segments(subject: str, text: str) -> tuple[list[str], list[list[str]]]:
-        """A message's marked n-grams and the n-grams of each of its sentences."""
-        body = [ngrams(s) for s in split_sentences(text)]
-        marked = ["s:" + g for g in ngrams(subject)]
-        if body:
-            marked += ["f:" + g for g in body[0]]
-            marked += ["l:" + g for g in body[-1]]
-        return marked, body
+        """A message's subject n-grams (marked s:) and the n-grams of each of its sentences.
+
+        The first and last sentence's n-grams are features of their own too
+        (marked f: and l:); :meth:`_parts` maps them by id, not by string.
+        """
+        return ["s:" + g for g in ngrams(subject)], [ngrams(s) for s in split_sentences(text)]
 
     def fit(self, frame: pd.DataFrame, y: Any = None) -> MessageFeatures:
         check_is_fitted(self.sentence_model)
@@ -262,6 +261,8 @@ class MessageFeatures(_CachedLookup, TransformerMixin, BaseEstimator):
         docs = []
         for subject, text in zip(frame["subject"], frame["new_text"], strict=True):
             marked, body = self._segments(subject, text)
+            if body:
+                marked += ["f:" + g for g in body[0]] + ["l:" + g for g in body[-1]]
             docs.append(marked + [g for sent in body for g in sent])
         self.terms_ = _vocabulary(docs, self.min_df, self.max_features)
         self.__dict__.pop("_lookup", None)
@@ -272,16 +273,27 @@ class MessageFeatures(_CachedLookup, TransformerMixin, BaseEstimator):
         return self
 
     def _build_lookup(self) -> dict[str, Any]:
-        """One dict lookup per n-gram serves all three vocabularies: term → global id,
-        and arrays from global id to the message, request and thanks column (-1: absent)."""
+        """One dict lookup per n-gram serves every vocabulary: term → global id, and
+        arrays from global id to the message, request and thanks column and to the
+        message column of the same n-gram in a first (f:) or last (l:) sentence
+        (-1: absent)."""
         mine = {t: i for i, t in enumerate(self.terms_.tolist())}
         request, thanks = self.sentence_model.vocabulary(), self.thanks_model.vocabulary()
-        ids = {g: i for i, g in enumerate(sorted(mine.keys() | request.keys() | thanks.keys()))}
-        cols = {name: np.full(len(ids) + 1, -1) for name in ("msg_col", "sent_col", "thanks_col")}
+        placed = {t[2:] for t in mine if t[:2] in ("f:", "l:")}
+        ids = {g: i for i, g in enumerate(sorted(
+            mine.keys() | request.keys() | thanks.keys() | placed))}
+        names = ("msg_col", "sent_col", "thanks_col", "first_col", "last_col")
+        cols = {name: np.full(len(ids) + 1, -1) for name in names}
         for g, i in ids.items():
             cols["msg_col"][i], cols["sent_col"][i] = mine.get(g, -1), request.get(g, -1)
             cols["thanks_col"][i] = thanks.get(g, -1)
+            cols["first_col"][i], cols["last_col"][i] = mine.get("f:" + g, -1), mine.get(
+                "l:" + g, -1)
         return {"ids": ids, **cols}
+
+    def prepare(self) -> None:
+        """Build the lookup now (a few tenths of a second), e.g. once before forking workers."""
+        self._cached(self._build_lookup)
 
     def _parts(self, frame: pd.DataFrame) -> tuple[sp.csr_matrix, np.ndarray]:
         lookup = self._cached(self._build_lookup)
@@ -304,11 +316,23 @@ class MessageFeatures(_CachedLookup, TransformerMixin, BaseEstimator):
         is_sentence = np.asarray(seg_is_sentence, dtype=bool)
         n = len(frame)
         gram_owner = np.repeat(owner, lengths)
-        counts = _coo_counts(gram_owner, lookup["msg_col"][gids], n, len(self.terms_))
         # Sentence rows: the grams of sentence segments, numbered in order.
         sentence_row = np.repeat(np.cumsum(is_sentence) - 1, lengths)
         in_sentence = np.repeat(is_sentence, lengths)
         n_sentences = int(is_sentence.sum())
+        # Each message's first and last sentence count again, as f: and l: n-grams.
+        sentence_owner = owner[is_sentence]
+        first = np.r_[True, sentence_owner[1:] != sentence_owner[:-1]]
+        last = np.r_[sentence_owner[1:] != sentence_owner[:-1], True]
+        in_first = np.zeros(len(gids), dtype=bool)
+        in_last = np.zeros(len(gids), dtype=bool)
+        in_first[in_sentence] = first[sentence_row[in_sentence]]
+        in_last[in_sentence] = last[sentence_row[in_sentence]]
+        counts = _coo_counts(
+            np.concatenate([gram_owner, gram_owner[in_first], gram_owner[in_last]]),
+            np.concatenate([lookup["msg_col"][gids], lookup["first_col"][gids[in_first]],
+                            lookup["last_col"][gids[in_last]]]),
+            n, len(self.terms_))
         sentence_counts = _coo_counts(sentence_row[in_sentence],
                                       lookup["sent_col"][gids[in_sentence]], n_sentences,
                                       len(self.sentence_model.terms_))
@@ -664,6 +688,8 @@ def classify_store(store: Store, model: IntentModel, *, retag: bool = False,
     with contextlib.ExitStack() as stack:
         if workers > 1:
             method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+            if method == "fork":  # built once here, inherited by every worker
+                model.pipeline.named_steps["features"].prepare()
             pool = stack.enter_context(ProcessPoolExecutor(
                 workers, mp_context=multiprocessing.get_context(method),
                 initializer=_init_worker, initargs=(model,)))
