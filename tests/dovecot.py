@@ -51,7 +51,7 @@ passdb {{
 namespace inbox {{
   inbox = yes
   separator = /
-  mailbox Sent {{
+  mailbox "{sent}" {{
     special_use = \\Sent
   }}
   mailbox Drafts {{
@@ -128,9 +128,11 @@ def _service_users() -> dict[str, str]:
 class Dovecot:
     """One running server with one user; `maildir(folder)` is where its mail lives."""
 
-    def __init__(self, root: Path, oauth2_introspection: str | None = None) -> None:
+    def __init__(self, root: Path, oauth2_introspection: str | None = None,
+                 sent: str = "Sent") -> None:
         self.root = root
         self.oauth2_introspection = oauth2_introspection  # a URL: XOAUTH2 logins on
+        self.sent = sent  # the name of the folder with the \\Sent role
         self.imap_port = free_port()
         self.imaps_port = free_port()
         self.ca_file = root / "server.pem"
@@ -149,11 +151,11 @@ class Dovecot:
             (self.root / "oauth2.conf.ext").write_text(_OAUTH2_CONF.format(url=oauth2))
         (self.root / "dovecot.conf").write_text(_CONFIG.format(
             root=self.root, imap_port=self.imap_port, imaps_port=self.imaps_port,
-            uid=self.mail_uid, gid=self.mail_gid, **_service_users(),
+            uid=self.mail_uid, gid=self.mail_gid, sent=self.sent, **_service_users(),
             oauth2_mechanisms=" xoauth2 oauthbearer" if oauth2 else "",
             oauth2_passdb=_OAUTH2_PASSDB.format(root=self.root) if oauth2 else "",
         ))
-        for folder in ("INBOX", "Sent", "Drafts", "Trash", "Junk"):
+        for folder in ("INBOX", self.sent, "Drafts", "Trash", "Junk"):
             self.maildir(folder)
         self.process = subprocess.Popen(
             [DOVECOT, "-F", "-c", str(self.root / "dovecot.conf")],

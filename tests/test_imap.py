@@ -144,6 +144,32 @@ def test_fetch_inbox_and_sent_then_nothing_then_only_new(server, tmp_path):
 
 
 @needs_dovecot
+def test_a_localised_sent_folder_is_sent_mail_by_its_role(tmp_path):
+    """Found through \\Sent and remembered as such, so its sender is me whatever its name."""
+    root = Path(tempfile.mkdtemp(prefix="mailnet-dovecot-"))
+    os.chmod(root, 0o755)
+    dc = Dovecot(root, sent="Gesendete Objekte")
+    dc.deliver("INBOX", message(1))
+    for n in (2, 3):
+        dc.deliver("Gesendete Objekte", message(n, sender="alice@example.com",
+                                                to="carol@example.net"))
+    dc.start()
+    try:
+        config = write_config(tmp_path, dc.imap_port)
+        result = run(tmp_path, config)
+        assert result.exit_code == 0, result.output
+        assert "(INBOX 1, Gesendete Objekte 2)" in result.stdout
+    finally:
+        dc.stop()
+        shutil.rmtree(root, ignore_errors=True)
+    listing = CliRunner().invoke(main, ["--config", str(config), "--db", str(tmp_path / "m.db"),
+                                        "contacts", "--format", "json"])
+    assert listing.exit_code == 0, listing.output
+    counts = {c["contact"]: (c["from_them"], c["to_them"]) for c in json.loads(listing.stdout)}
+    assert counts == {"bob@example.org": (1, 0), "carol@example.net": (0, 2)}
+
+
+@needs_dovecot
 def test_attachment_is_not_downloaded_and_text_is_kept(server, tmp_path):
     config = load_config(write_config(tmp_path, server.imap_port, folders='["INBOX"]'))
     os.environ["MAILNET_TEST_PW"] = PASSWORD

@@ -18,16 +18,23 @@ FROM_ME = "from_me"
 TO_ME = "to_me"
 
 
+def sent_folders(store: Store, config: Config) -> set[tuple[str, str]]:
+    """(source, folder) of the folders that hold my sent mail: by name from
+    `[identity] sent_folders`, or because an IMAP server gave them the \\Sent role."""
+    pairs = store.db.execute("SELECT DISTINCT source, folder FROM messages").fetchall()
+    by_role = store.folders_with_role("\\Sent")
+    return {(s, f) for s, f in pairs if (s, f) in by_role or config.identity.is_sent_folder(f)}
+
+
 def my_addresses(store: Store, config: Config) -> frozenset[str]:
     """The configured addresses plus every address that sent from a Sent folder."""
-    folders = [f for (f,) in store.db.execute("SELECT DISTINCT folder FROM messages")]
-    sent = [f for f in folders if config.identity.is_sent_folder(f)]
     found: set[str] = set(config.identity.addresses)
+    sent = sent_folders(store, config)
     if sent:
-        marks = ",".join("?" * len(sent))
+        pairs = ", ".join(["(?, ?)"] * len(sent))
         rows = store.db.execute(
-            f"SELECT DISTINCT from_addr FROM messages WHERE folder IN ({marks})", sent
-        )
+            f"SELECT DISTINCT from_addr FROM messages WHERE (source, folder) IN (VALUES {pairs})",
+            [v for pair in sent for v in pair])
         found.update(a for (a,) in rows if a)
     return frozenset(config.canonical(a) for a in found)
 
@@ -58,7 +65,7 @@ def exchanges(store: Store, config: Config) -> Exchanges:
     me = my_addresses(store, config)
     msgs = pd.read_sql_query(
         """SELECT id, message_id, date, from_name, from_addr, subject, parent_id, list_id,
-                  list_post, is_bulk, folder FROM messages""",
+                  list_post, is_bulk, source, folder FROM messages""",
         store.db, index_col="id",
     )
     # A list can deliver the same message twice; both copies are stored, one counts.
@@ -80,9 +87,9 @@ def exchanges(store: Store, config: Config) -> Exchanges:
     via_list = (msgs["list_id"] != "") | msgs.index.isin(
         recips.loc[recips["address"].isin(list_addresses), "id"]
     )
-    # Folders are few, messages many: test each folder name once.
-    sent_folder = msgs["folder"].isin(
-        [f for f in msgs["folder"].unique() if config.identity.is_sent_folder(f)])
+    sent_folder = pd.Series(False, index=msgs.index)
+    for source, folder in sent_folders(store, config):  # a few folders, many messages
+        sent_folder |= (msgs["source"] == source) & (msgs["folder"] == folder)
     msgs["to_me"] = ~msgs["from_me"] & (
         msgs.index.isin(me_recipient)
         | msgs["parent_author"].isin(me)

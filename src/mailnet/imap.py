@@ -42,7 +42,7 @@ import keyring.errors
 from imapclient import IMAPClient
 from imapclient.exceptions import CapabilityError, IMAPClientError
 
-from mailnet.config import DEFAULT_SENT_FOLDERS, Account
+from mailnet.config import DEFAULT_SENT_FOLDERS, SPECIAL_USE, Account
 from mailnet.errors import MailnetError
 from mailnet.ingest import ImportSummary, ParseResult, parse_safely, store_results
 from mailnet.sources import Origin, RawMessage
@@ -224,9 +224,17 @@ def _close(client: IMAPClient) -> None:
 # --- folders -----------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class ServerFolder:
+    """A folder to read and the RFC 6154 roles it has on the server (`\\Sent`)."""
+
+    name: str
+    roles: tuple[str, ...] = ()
+
+
 def resolve_folders(client: IMAPClient, account: Account,
-                    wanted: Iterable[str] | None = None) -> list[str]:
-    """Server folder names for the configured names and RFC 6154 roles (`\\Sent`).
+                    wanted: Iterable[str] | None = None) -> list[ServerFolder]:
+    """Server folders for the configured names and RFC 6154 roles (`\\Sent`).
 
     A role finds a localised folder ("[Google Mail]/Gesendet"). Only a role
     of the default list may be missing (a server without a Sent folder); a
@@ -237,7 +245,8 @@ def resolve_folders(client: IMAPClient, account: Account,
     listing = [(tuple(f.lower() for f in flags), name)
                for flags, _, name in client.list_folders()]
     names = [name for flags, name in listing if b"\\noselect" not in flags]
-    found: list[str] = []
+    flags_of = {name: flags for flags, name in listing}
+    found: dict[str, set[str]] = {}
     for want in wanted:
         name = _find_folder(listing, names, want)
         if name is None and want.startswith("\\") and not explicit and account.folders_are_default:
@@ -248,9 +257,11 @@ def resolve_folders(client: IMAPClient, account: Account,
             raise FolderNotFound(f"no {what} on account {account.name}; folders there: "
                                  f"{', '.join(sorted(names))}: fix folders in "
                                  f"[accounts.{account.name}]")
-        if name not in found:
-            found.append(name)
-    return found
+        roles = found.setdefault(name, {r for r in SPECIAL_USE
+                                        if r.lower().encode() in flags_of[name]})
+        if want.startswith("\\"):
+            roles.add(want)  # also where the server has no SPECIAL-USE and the name told
+    return [ServerFolder(name, tuple(sorted(roles))) for name, roles in found.items()]
 
 
 def _find_folder(listing: list[tuple[tuple[bytes, ...], str]], names: list[str],
@@ -749,7 +760,10 @@ def fetch_account(store: Store, account: Account, *, folders: Iterable[str] | No
     cred = credential(account)
     conn = _Connection(account, cred)
     try:
-        plans = plan(conn, store, resolve_folders(conn.client, account, folders), since)
+        resolved = resolve_folders(conn.client, account, folders)
+        for folder in resolved:
+            store.set_folder_roles(account.name, folder.name, folder.roles)
+        plans = plan(conn, store, [f.name for f in resolved], since)
         summary = FetchSummary(account.name, plans)
         if on_progress:
             on_progress(plans)

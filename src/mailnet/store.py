@@ -97,6 +97,16 @@ _MIGRATIONS: list[str] = [
     """
     CREATE INDEX messages_content_hash ON messages (content_hash);
     """,
+    # 4: the RFC 6154 roles an IMAP server gives the folders read from it (\\Sent),
+    #    so a localised Sent folder counts as sent mail whatever its name
+    """
+    CREATE TABLE folder_roles (
+        source TEXT NOT NULL,
+        folder TEXT NOT NULL,
+        role TEXT NOT NULL,
+        PRIMARY KEY (source, folder, role)
+    );
+    """,
 ]
 
 SCHEMA_VERSION = len(_MIGRATIONS)
@@ -220,6 +230,19 @@ class Store:
                    VALUES (?, ?, ?, ?)""",
                 (account, folder, uidvalidity, highest_uid),
             )
+
+    def set_folder_roles(self, source: str, folder: str, roles: Iterable[str]) -> None:
+        """Record the roles (`\\Sent`, ...) a server gives a folder, replacing earlier ones."""
+        with self.db:
+            self.db.execute("DELETE FROM folder_roles WHERE source = ? AND folder = ?",
+                            (source, folder))
+            self.db.executemany("INSERT INTO folder_roles (source, folder, role) VALUES (?, ?, ?)",
+                                [(source, folder, role) for role in roles])
+
+    def folders_with_role(self, role: str) -> set[tuple[str, str]]:
+        """(source, folder) of every folder a server gave `role`."""
+        rows = self.db.execute("SELECT source, folder FROM folder_roles WHERE role = ?", (role,))
+        return set(rows)
 
     def errors(self) -> list[tuple[str, str, str, str]]:
         cur = self.db.execute("SELECT source, folder, position, reason FROM errors ORDER BY id")
