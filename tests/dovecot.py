@@ -7,13 +7,16 @@ only, and is stopped through the pid of the process this module started.
 
 from __future__ import annotations
 
+import contextlib
 import grp
 import os
 import pwd
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 DOVECOT = shutil.which("dovecot") or (
@@ -212,3 +215,17 @@ class Dovecot:
     def remove_folder(self, folder: str) -> None:
         """Delete a folder's files and Dovecot's index, so it comes back with a new UIDVALIDITY."""
         shutil.rmtree(self.maildir(folder))
+
+
+@contextlib.contextmanager
+def temporary_dovecot(**options: str) -> Iterator[Dovecot]:
+    """A Dovecot (not started yet: deliver, then start) in a temporary directory that
+    is stopped and removed on exit."""
+    root = Path(tempfile.mkdtemp(prefix="mailnet-dovecot-"))
+    os.chmod(root, 0o755)  # the mail user ("nobody" when run as root) must reach its files
+    dc = Dovecot(root, **options)
+    try:
+        yield dc
+    finally:
+        dc.stop()
+        shutil.rmtree(root, ignore_errors=True)

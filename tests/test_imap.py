@@ -6,9 +6,7 @@ import contextlib
 import http.server
 import json
 import os
-import shutil
 import socket
-import tempfile
 import threading
 import urllib.parse
 from email.message import EmailMessage
@@ -19,7 +17,7 @@ import pytest
 from click.testing import CliRunner
 from imapclient import IMAPClient
 
-from dovecot import DOVECOT, PASSWORD, USER, Dovecot, free_port
+from dovecot import DOVECOT, PASSWORD, USER, Dovecot, free_port, temporary_dovecot
 from mailnet import imap
 from mailnet.cli import main
 from mailnet.config import ConfigError, load_config
@@ -54,22 +52,17 @@ FLAGS = ("S", "", "FS", "RS", "S", "")
 @pytest.fixture
 def server():
     """A fresh Dovecot with 30 INBOX messages (one with a 3 MB attachment) and 6 sent ones."""
-    root = Path(tempfile.mkdtemp(prefix="mailnet-dovecot-"))
-    os.chmod(root, 0o755)  # the mail user ("nobody" when run as root) must reach its files
-    dc = Dovecot(root)
-    kinds = ("plain", "html", "plain")
-    for n in range(30):
-        kind = "attachment" if n == 7 else kinds[n % 3]
-        dc.deliver("INBOX", message(n, kind=kind), flags=FLAGS[n % len(FLAGS)])
-    for n in range(100, 106):
-        dc.deliver("Sent", message(n, sender="alice@example.com", to="carol@example.net"),
-                   flags="S")
-    dc.deliver("Trash", message(200), flags="S")
-    dc.deliver("Junk", message(201))
-    dc.start()
-    yield dc
-    dc.stop()
-    shutil.rmtree(root, ignore_errors=True)
+    with temporary_dovecot() as dc:
+        kinds = ("plain", "html", "plain")
+        for n in range(30):
+            kind = "attachment" if n == 7 else kinds[n % 3]
+            dc.deliver("INBOX", message(n, kind=kind), flags=FLAGS[n % len(FLAGS)])
+        for n in range(100, 106):
+            dc.deliver("Sent", message(n, sender="alice@example.com", to="carol@example.net"),
+                       flags="S")
+        dc.deliver("Trash", message(200), flags="S")
+        dc.deliver("Junk", message(201))
+        yield dc.start()
 
 
 def write_config(tmp_path: Path, port: int, **extra: object) -> Path:
@@ -146,22 +139,15 @@ def test_fetch_inbox_and_sent_then_nothing_then_only_new(server, tmp_path):
 @needs_dovecot
 def test_a_localised_sent_folder_is_sent_mail_by_its_role(tmp_path):
     """Found through \\Sent and remembered as such, so its sender is me whatever its name."""
-    root = Path(tempfile.mkdtemp(prefix="mailnet-dovecot-"))
-    os.chmod(root, 0o755)
-    dc = Dovecot(root, sent="Gesendete Objekte")
-    dc.deliver("INBOX", message(1))
-    for n in (2, 3):
-        dc.deliver("Gesendete Objekte", message(n, sender="alice@example.com",
-                                                to="carol@example.net"))
-    dc.start()
-    try:
-        config = write_config(tmp_path, dc.imap_port)
+    with temporary_dovecot(sent="Gesendete Objekte") as dc:
+        dc.deliver("INBOX", message(1))
+        for n in (2, 3):
+            dc.deliver("Gesendete Objekte", message(n, sender="alice@example.com",
+                                                    to="carol@example.net"))
+        config = write_config(tmp_path, dc.start().imap_port)
         result = run(tmp_path, config)
         assert result.exit_code == 0, result.output
         assert "(INBOX 1, Gesendete Objekte 2)" in result.stdout
-    finally:
-        dc.stop()
-        shutil.rmtree(root, ignore_errors=True)
     listing = CliRunner().invoke(main, ["--config", str(config), "--db", str(tmp_path / "m.db"),
                                         "contacts", "--format", "json"])
     assert listing.exit_code == 0, listing.output
@@ -337,16 +323,12 @@ def oauth2_server():
     # stopped) must not block serve_forever, and so shutdown(), for ever.
     web.socket.settimeout(1.0)
     threading.Thread(target=web.serve_forever, daemon=True).start()
-    root = Path(tempfile.mkdtemp(prefix="mailnet-dovecot-"))
-    os.chmod(root, 0o755)
-    dc = Dovecot(root, oauth2_introspection=f"http://127.0.0.1:{web.server_port}/introspect")
-    for n in range(3):
-        dc.deliver("INBOX", message(n))
-    dc.start()
-    yield dc
-    dc.stop()
+    url = f"http://127.0.0.1:{web.server_port}/introspect"
+    with temporary_dovecot(oauth2_introspection=url) as dc:
+        for n in range(3):
+            dc.deliver("INBOX", message(n))
+        yield dc.start()
     web.shutdown()
-    shutil.rmtree(root, ignore_errors=True)
 
 
 @needs_dovecot
