@@ -26,10 +26,12 @@ def sent_folders(store: Store, config: Config) -> set[tuple[str, str]]:
     return {(s, f) for s, f in pairs if (s, f) in by_role or config.identity.is_sent_folder(f)}
 
 
-def my_addresses(store: Store, config: Config) -> frozenset[str]:
-    """The configured addresses plus every address that sent from a Sent folder."""
+def my_addresses(store: Store, config: Config,
+                 sent: set[tuple[str, str]] | None = None) -> frozenset[str]:
+    """The configured addresses plus every address that sent from a Sent folder
+    (`sent`: :func:`sent_folders`, when the caller has it already)."""
     found: set[str] = set(config.identity.addresses)
-    sent = sent_folders(store, config)
+    sent = sent_folders(store, config) if sent is None else sent
     if sent:
         pairs = ", ".join(["(?, ?)"] * len(sent))
         rows = store.db.execute(
@@ -62,7 +64,8 @@ def exchanges(store: Store, config: Config) -> Exchanges:
     mine, or when it reached my mailbox directly (not through a list). On a
     list, my reply's counterpart is the author of the message I answered.
     """
-    me = my_addresses(store, config)
+    sent = sent_folders(store, config)
+    me = my_addresses(store, config, sent)
     msgs = pd.read_sql_query(
         """SELECT id, message_id, date, from_name, from_addr, subject, parent_id, list_id,
                   list_post, is_bulk, source, folder FROM messages""",
@@ -88,7 +91,7 @@ def exchanges(store: Store, config: Config) -> Exchanges:
         recips.loc[recips["address"].isin(list_addresses), "id"]
     )
     sent_folder = pd.Series(False, index=msgs.index)
-    for source, folder in sent_folders(store, config):  # a few folders, many messages
+    for source, folder in sent:  # a few folders, many messages
         sent_folder |= (msgs["source"] == source) & (msgs["folder"] == folder)
     msgs["to_me"] = ~msgs["from_me"] & (
         msgs.index.isin(me_recipient)
