@@ -287,8 +287,8 @@ class MessageFeatures(_CachedLookup, TransformerMixin, BaseEstimator):
         for g, i in ids.items():
             cols["msg_col"][i], cols["sent_col"][i] = mine.get(g, -1), request.get(g, -1)
             cols["thanks_col"][i] = thanks.get(g, -1)
-            cols["first_col"][i], cols["last_col"][i] = mine.get("f:" + g, -1), mine.get(
-                "l:" + g, -1)
+            cols["first_col"][i] = mine.get("f:" + g, -1)
+            cols["last_col"][i] = mine.get("l:" + g, -1)
         return {"ids": ids, **cols}
 
     def prepare(self) -> None:
