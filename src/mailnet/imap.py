@@ -229,7 +229,7 @@ class ServerFolder:
     """A folder to read and the RFC 6154 roles it has on the server (`\\Sent`)."""
 
     name: str
-    roles: tuple[str, ...] = ()
+    roles: tuple[str, ...]
 
 
 def resolve_folders(client: IMAPClient, account: Account,
