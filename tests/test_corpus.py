@@ -108,8 +108,12 @@ def test_contacts_on_the_list_with_a_configured_me(usrp) -> None:
     assert (people["from_them"] + people["to_them"] == people["total"]).all()
 
 
-def test_ctrl_c_keeps_committed_batches_and_a_rerun_completes(decompressed, tmp_path: Path) -> None:
+@pytest.mark.parametrize("to_the_job", [False, True], ids=["main-process", "whole-job"])
+def test_ctrl_c_keeps_committed_batches_and_a_rerun_completes(decompressed, tmp_path: Path,
+                                                              to_the_job: bool) -> None:
+    """SIGINT to the main process only, or (as a terminal's Ctrl-C) to it and its workers."""
     import contextlib
+    import os
     import signal
     import sqlite3
     import subprocess
@@ -118,13 +122,17 @@ def test_ctrl_c_keeps_committed_batches_and_a_rerun_completes(decompressed, tmp_
 
     path, db = decompressed("spamassassin-easy-ham-1"), tmp_path / "int.db"
     cmd = [sys.executable, "-m", "mailnet", "--db", str(db), "import", str(path)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
     stored, deadline = 0, time.monotonic() + 60
     while stored == 0 and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.05)
         with contextlib.suppress(sqlite3.OperationalError):  # no schema yet
             stored = sqlite3.connect(db).execute("SELECT count(*) FROM messages").fetchone()[0]
-    proc.send_signal(signal.SIGINT)
+    if to_the_job:
+        os.killpg(proc.pid, signal.SIGINT)
+    else:
+        proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert err.strip().splitlines() == [

@@ -17,19 +17,16 @@ to trust (:data:`TRUSTED_TYPES`): a model file cannot run code when loaded.
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import hashlib
 import json
 import math
-import multiprocessing
 import os
 import re
 import tempfile
 import time
 import zipfile
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from itertools import repeat
@@ -49,6 +46,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from mailnet.errors import MailnetError
 from mailnet.store import TAGS, Store
+from mailnet.workers import Workers
 
 # What the model reads of a message; classify and training build the same frame.
 # Bulk headers (Precedence: bulk, List-Unsubscribe) are left out: in the training corpora
@@ -662,9 +660,14 @@ def _init_worker(model: IntentModel) -> None:
     _WORKER_MODEL = model
 
 
-def _worker_probabilities(frame: pd.DataFrame) -> np.ndarray:
+def _tagged(model: IntentModel, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Row ids and their tag probabilities (the frame itself need not travel back)."""
+    return frame["id"].to_numpy(), model.probabilities(frame)
+
+
+def _worker_tagged(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     assert _WORKER_MODEL is not None
-    return _WORKER_MODEL.probabilities(frame)
+    return _tagged(_WORKER_MODEL, frame)
 
 
 def classify_store(store: Store, model: IntentModel, *, retag: bool = False,
@@ -687,37 +690,19 @@ def classify_store(store: Store, model: IntentModel, *, retag: bool = False,
     done = 0
     with contextlib.ExitStack() as stack:
         if workers > 1:
-            method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-            if method == "fork":  # built once here, inherited by every worker
-                model.pipeline.named_steps["features"].prepare()
-            pool = stack.enter_context(ProcessPoolExecutor(
-                workers, mp_context=multiprocessing.get_context(method),
-                initializer=_init_worker, initargs=(model,)))
-            results: Iterator[tuple[pd.DataFrame, np.ndarray]] = _ordered(pool, frames, workers)
+            model.pipeline.named_steps["features"].prepare()  # once here, inherited on fork
+            pool = stack.enter_context(Workers(workers, _init_worker, (model,), ahead=1))
+            results = pool.map(_worker_tagged, frames)
         else:
-            results = ((f, model.probabilities(f)) for f in frames)
-        for frame, probs in results:
+            results = (_tagged(model, frame) for frame in frames)
+        for ids, probs in results:
             store.set_tags(((int(i), dict(zip(TAGS, p.tolist(), strict=True)), t)
-                            for i, p, t in zip(frame["id"], probs, model.tags(probs),
-                                               strict=True)), model.version)
-            done += len(frame)
+                            for i, p, t in zip(ids, probs, model.tags(probs), strict=True)),
+                           model.version)
+            done += len(ids)
             if on_progress:
                 on_progress(done, len(todo))
     return ClassifySummary(done, time.perf_counter() - start, model.version)
-
-
-def _ordered(pool: ProcessPoolExecutor, frames: Iterator[pd.DataFrame],
-             width: int) -> Iterator[tuple[pd.DataFrame, np.ndarray]]:
-    """(frame, probabilities) in input order, keeping `width` frames in the pool."""
-    pending: collections.deque[tuple[pd.DataFrame, Future[np.ndarray]]] = collections.deque()
-    for frame in frames:
-        pending.append((frame, pool.submit(_worker_probabilities, frame)))
-        if len(pending) >= width:
-            done_frame, future = pending.popleft()
-            yield done_frame, future.result()
-    while pending:
-        done_frame, future = pending.popleft()
-        yield done_frame, future.result()
 
 
 def list_messages(store: Store, tag: str | None = None,

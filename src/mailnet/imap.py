@@ -22,13 +22,12 @@ resumes where it stopped and ends with the same store as an uninterrupted one.
 
 from __future__ import annotations
 
+import contextlib
 import imaplib
 import logging
-import multiprocessing
 import multiprocessing.util
 import os
 import re
-import signal
 import socket
 import ssl
 import subprocess
@@ -47,6 +46,7 @@ from mailnet.errors import MailnetError
 from mailnet.ingest import ImportSummary, ParseResult, parse_safely, store_results
 from mailnet.sources import Origin, RawMessage
 from mailnet.store import Store
+from mailnet.workers import Workers
 
 log = logging.getLogger(__name__)
 
@@ -694,9 +694,8 @@ _worker_fetcher: _Fetcher | None = None
 
 def _init_worker(account: Account, cred: Credential) -> None:
     global _worker_login
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
     _worker_login = (account, cred)
-    # Log out when the pool closes the worker normally (terminate skips it: no harm done).
+    # Log out when the worker exits normally (an abandoned pool's are terminated: no harm done).
     multiprocessing.util.Finalize(None, _close_worker, exitpriority=10)
 
 
@@ -805,15 +804,12 @@ def _ingest(store: Store, conn: _Connection, cred: Credential, plans: list[Folde
     by_name = {f.name: f for f in plans}
     total = ImportSummary()
     start = time.perf_counter()
-    pool = None
-    if workers > 1:
-        method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-        pool = multiprocessing.get_context(method).Pool(
-            workers, initializer=_init_worker, initargs=(conn.account, cred))
-        done: Iterator[_Done] = pool.imap(_run_in_worker, _tasks(plans))
-    else:
-        done = map(_Fetcher(conn).run, _tasks(plans))
-    try:
+    with contextlib.ExitStack() as stack:
+        if workers > 1:
+            pool = stack.enter_context(Workers(workers, _init_worker, (conn.account, cred)))
+            done: Iterator[_Done] = pool.map(_run_in_worker, _tasks(plans))
+        else:
+            done = map(_Fetcher(conn).run, _tasks(plans))
         for result in done:
             folder = by_name[result.task.folder]
             part = store_results(store, result.results)
@@ -826,13 +822,6 @@ def _ingest(store: Store, conn: _Connection, cred: Credential, plans: list[Folde
                                      result.task.uids[-1])
             if on_progress:
                 on_progress(plans)
-        if pool is not None:
-            pool.close()  # workers log out as they exit
-            pool.join()
-    finally:
-        if pool is not None:
-            pool.terminate()
-            pool.join()
     if track:
         _save_state(store, conn.account.name, plans)
     total.seconds = time.perf_counter() - start

@@ -9,20 +9,23 @@ and stores through the same :func:`parse_safely` and :func:`store_results`.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
-import signal
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from itertools import islice
+from itertools import chain, islice
+from typing import TypeVar
 
 from mailnet.parse import ParsedMessage, ParseError, content_hash, parse_message
 from mailnet.sources import Origin, RawMessage, Source
 from mailnet.store import Store
+from mailnet.workers import Workers
 
 BATCH = 500
 _CHUNK = 16  # messages per task sent to a worker
+_AHEAD = 8  # tasks per worker in flight: enough to keep parsing while a batch is stored
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -73,12 +76,11 @@ def parse_safely(item: RawMessage | _Known) -> ParseResult:
         return item.origin, f"unexpected {type(exc).__name__}: {exc}"
 
 
-def _ignore_interrupts() -> None:
-    """Ctrl-C is the main process's to handle: it stops the pool and keeps what is committed."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+def _parse_chunk(items: list[RawMessage | _Known]) -> list[ParseResult]:
+    return [parse_safely(item) for item in items]
 
 
-def _batches(items: Iterable[ParseResult], size: int) -> Iterator[list[ParseResult]]:
+def _batches(items: Iterable[T], size: int) -> Iterator[list[T]]:
     it = iter(items)
     while batch := list(islice(it, size)):
         yield batch
@@ -90,37 +92,26 @@ class Ingester:
     def __init__(self, store: Store, workers: int = 0) -> None:
         self.store = store
         self.workers = workers or os.cpu_count() or 1
-        self._pool = None
-        if self.workers > 1:
-            # fork starts workers in milliseconds; they only ever run parse_safely.
-            method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-            self._pool = multiprocessing.get_context(method).Pool(
-                self.workers, initializer=_ignore_interrupts)
+        self._pool = Workers(self.workers, ahead=_AHEAD) if self.workers > 1 else None
 
     def __enter__(self) -> Ingester:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
         if self._pool is not None:
-            self._pool.terminate()
-            self._pool.join()
-            self._pool = None
+            self._pool.close(abandon=exc_type is not None)
 
     def _parsed(self, items: Iterable[RawMessage | _Known]) -> Iterator[ParseResult]:
         if self._pool is None:
             return map(parse_safely, items)
-        return self._pool.imap(parse_safely, items, chunksize=_CHUNK)
+        return chain.from_iterable(self._pool.map(_parse_chunk, _batches(items, _CHUNK)))
 
     def _marked(self, raws: Iterable[RawMessage]) -> Iterator[RawMessage | _Known]:
         """Messages whose exact bytes are stored already are marked: a re-import parses nothing.
 
         Looked up _CHUNK * 4 at a time: one query per message costs more than its parse.
         """
-        it = iter(raws)
-        while chunk := list(islice(it, _CHUNK * 4)):
+        for chunk in _batches(raws, _CHUNK * 4):
             hashes = [content_hash(raw.data) for raw in chunk]
             known = self.store.known_contents(hashes)
             for raw, digest in zip(chunk, hashes, strict=True):
