@@ -46,7 +46,7 @@ from mailnet.errors import MailnetError
 from mailnet.ingest import ImportSummary, ParseResult, parse_safely, store_results
 from mailnet.sources import Origin, RawMessage
 from mailnet.store import Store
-from mailnet.workers import Workers
+from mailnet.workers import Workers, stopping
 
 log = logging.getLogger(__name__)
 
@@ -695,12 +695,13 @@ _worker_fetcher: _Fetcher | None = None
 def _init_worker(account: Account, cred: Credential) -> None:
     global _worker_login
     _worker_login = (account, cred)
-    # Log out when the worker exits normally (an abandoned pool's are terminated: no harm done).
+    # Log out as the worker exits, unless its pool was abandoned: a logout on a dead connection
+    # waits out the timeout, and a dropped session costs the server nothing.
     multiprocessing.util.Finalize(None, _close_worker, exitpriority=10)
 
 
 def _close_worker() -> None:
-    if _worker_fetcher is not None:
+    if _worker_fetcher is not None and not stopping():
         _worker_fetcher.conn.close()
 
 

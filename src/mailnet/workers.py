@@ -39,6 +39,11 @@ def _start(stop: Any, initializer: Callable[..., None] | None, initargs: tuple[A
         initializer(*initargs)
 
 
+def stopping() -> bool:
+    """In a worker: whether the pool was abandoned, so slow clean-up (a logout) is skipped."""
+    return _stop is not None and _stop.is_set()
+
+
 def _run(func: Callable[[T], R], item: T) -> R:
     # Interruptible first, then check the flag: a stop signalled in between is not missed.
     signal.signal(signal.SIGINT, signal.default_int_handler)
