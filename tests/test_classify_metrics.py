@@ -5,8 +5,9 @@ F1 ≥ 0.95 at precision ≥ 0.99. Held-out real messages: F1 ≥ 0.85 for reque
 thanks and sales, ≥ 0.75 for offer. A target the model does not reach yet
 is reported as xfail with the measured figure (so the run says plainly what
 is missing); targets the model meets, the precision floor and the support
-checks are hard asserts. Not met yet (model mailnet-intent-8145f6335481):
-sentence request F1 0.774, held-out request F1 0.817 and thanks F1 0.792.
+checks are hard asserts. Model mailnet-intent-a11bc49864f8 meets all but one:
+sentence request F1 0.774 (held out: request 0.855, offer 0.875, thanks
+0.879, sales 0.943; spam-2 sales F1 0.967 at precision 0.995).
 """
 
 from __future__ import annotations
@@ -29,10 +30,16 @@ def model() -> IntentModel:
 
 
 @pytest.fixture(scope="module")
-def held_out() -> LabelledSet:
+def corpora(tmp_path_factory) -> Path:
+    """Where the shared corpora are imported, once for this module's tests."""
+    return tmp_path_factory.mktemp("corpora")
+
+
+@pytest.fixture(scope="module")
+def held_out(corpora: Path) -> LabelledSet:
     if not (SHARED / "corpora").exists():
         pytest.skip("needs ../shared/corpora (the shared corpora are absent)")
-    return held_out_set(SHARED)
+    return held_out_set(SHARED, cache=corpora)
 
 
 def test_intent_sentences_request_f1(model: IntentModel) -> None:
@@ -46,19 +53,18 @@ def test_intent_sentences_request_f1(model: IntentModel) -> None:
         pytest.xfail(f"target 1 not met: sentence request F1 {f1:.3f} < 0.80")
 
 
-def test_spamassassin_evaluation_sales(model: IntentModel, tmp_path_factory) -> None:
+def test_spamassassin_evaluation_sales(model: IntentModel, corpora: Path) -> None:
     if not all((SHARED / "corpora" / f"{n}.mbox.xz").exists()
                for n in ("spamassassin-easy-ham-2", "spamassassin-spam-2")):
         pytest.skip("needs the SpamAssassin evaluation corpora in ../shared/corpora")
-    cache: Path = tmp_path_factory.mktemp("eval-corpora")
-    sales = evaluate_spam(model, SHARED, cache).tags["sales"]
+    sales = evaluate_spam(model, SHARED, corpora).tags["sales"]
     print(f"spam-2 vs easy-ham-2: sales F1 {sales.f1:.3f}, precision {sales.precision:.3f}")
     assert sales.precision >= 0.99
     assert sales.f1 >= 0.95
 
 
 @pytest.mark.parametrize(("tag", "target", "met"), [
-    ("request", 0.85, False), ("offer", 0.75, True), ("thanks", 0.85, False),
+    ("request", 0.85, True), ("offer", 0.75, True), ("thanks", 0.85, True),
     ("sales", 0.85, True)])
 def test_held_out_real_messages(model: IntentModel, held_out: LabelledSet, tag: str,
                                 target: float, met: bool) -> None:

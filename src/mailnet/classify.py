@@ -52,7 +52,10 @@ from mailnet.workers import Workers
 # Bulk headers (Precedence: bulk, List-Unsubscribe) are left out: in the training corpora
 # they mark subscribed ham newsletters, and a model that learns them as "not sales" misses
 # every modern vendor newsletter, which carries them all.
-COLUMNS = ("subject", "new_text", "is_reply", "list_id", "precedence")
+# thread_role says who the sender is in their thread: the one who asks mostly starts it, the
+# one who helps mostly replies in someone else's (THREAD_OWN, THREAD_OTHERS; else 0).
+COLUMNS = ("subject", "new_text", "is_reply", "list_id", "precedence", "thread_role")
+THREAD_OWN, THREAD_OTHERS = 1, 2
 MAX_CHARS = 1200  # of new text: the first paragraphs say what a message wants
 MAX_SENTENCES = 40
 UNKNOWN = -1  # a label nobody gave (the tag is learned from other rows only)
@@ -200,7 +203,8 @@ META_FEATURES = (
     "last_is_question", "caps_ratio", "digits_ratio", "subject_caps_ratio",
     "request_max", "request_mean", "request_top2", "request_first", "request_last",
     "thanks_max", "thanks_first", "thanks_last",
-)
+    "in_own_thread", "in_others_thread",
+)  # new ones go last: a model fitted before them reads the ones it knows (see transform)
 
 
 def _char_counts(texts: Sequence[str]) -> dict[str, np.ndarray]:
@@ -394,6 +398,7 @@ class MessageFeatures(_CachedLookup, TransformerMixin, BaseEstimator):
             subj["upper"] / np.maximum(subj["letters"], 1),
             best, mean, (best + second) / 2, scores_[first_idx], scores_[last_idx],
             most_grateful, thanks_[first_idx], thanks_[last_idx],
+            frame["thread_role"] == THREAD_OWN, frame["thread_role"] == THREAD_OTHERS,
         ]
         assert len(columns) == len(META_FEATURES)  # the names stay in step with the values
         return np.column_stack([np.asarray(c, dtype=float) for c in columns])
@@ -401,6 +406,7 @@ class MessageFeatures(_CachedLookup, TransformerMixin, BaseEstimator):
     def transform(self, frame: pd.DataFrame) -> sp.csr_matrix:
         check_is_fitted(self)
         counts, meta = self._parts(frame)
+        meta = meta[:, :len(self.meta_mean_)]  # a model saved before the last features: fewer
         meta = (meta - self.meta_mean_) / self.meta_scale_ * self.meta_weight
         return sp.hstack([_tfidf(counts, self.idf_), sp.csr_matrix(meta)], format="csr")
 
@@ -633,9 +639,15 @@ def render_card(card: dict[str, Any]) -> str:
 
 # --- the store ---------------------------------------------------------------
 
+# A thread's first message is the first of a reply's References (else its parent).
+_THREAD_START = ("coalesce(nullif(substr(m.refs, 1, instr(m.refs || ' ', ' ') - 1), ''), "
+                 "m.parent_id)")
 _FRAME_SQL = f"""SELECT m.id, m.message_id, m.subject,
         substr(m.new_text, 1, {MAX_CHARS}) AS new_text, m.parent_id IS NOT NULL AS is_reply,
-        m.list_id, m.precedence
+        m.list_id, m.precedence,
+        CASE WHEN m.parent_id IS NULL THEN 0 ELSE coalesce(
+            (SELECT CASE WHEN s.from_addr = m.from_addr THEN {THREAD_OWN} ELSE {THREAD_OTHERS} END
+             FROM messages s WHERE s.message_id = {_THREAD_START} LIMIT 1), 0) END AS thread_role
     FROM messages m"""
 
 

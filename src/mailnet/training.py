@@ -17,7 +17,6 @@ from __future__ import annotations
 import csv
 import json
 import lzma
-import re
 import shutil
 import sys
 import tempfile
@@ -151,14 +150,16 @@ def written_examples(labels_dir: Path = LABELS_DIR) -> LabelledSet:
 def _row(subject: str, text: str) -> dict[str, Any]:
     """A model input row for a text that has no headers beyond its subject."""
     return {"subject": subject, "new_text": text,
-            "is_reply": int(subject.lower().startswith("re:")), "list_id": "", "precedence": ""}
+            "is_reply": int(subject.lower().startswith("re:")), "list_id": "", "precedence": "",
+            "thread_role": 0}
 
 
 def _parsed_row(msg: ParsedMessage) -> dict[str, Any]:
-    """A model input row for a parsed message, as :func:`message_frame` reads it back."""
+    """A model input row for a lone parsed message (its thread unknown), as
+    :func:`message_frame` reads it back."""
     return {"subject": msg.subject, "new_text": msg.new_text[:MAX_CHARS],
             "is_reply": int(msg.parent_id is not None), "list_id": msg.list_id,
-            "precedence": msg.precedence}
+            "precedence": msg.precedence, "thread_role": 0}
 
 
 def written_sentences(tag: str, labels_dir: Path = LABELS_DIR) -> tuple[list[str], np.ndarray]:
@@ -289,33 +290,25 @@ def user_labelled_set(store: Store, path: Path) -> LabelledSet:
     return LabelledSet(frame.loc[ids, list(COLUMNS)].reset_index(drop=True), y)
 
 
-_MESSAGE_ID = re.compile(rb"^message-id:\s*<?([^<>\s]+)>?", re.IGNORECASE | re.MULTILINE)
+def _labelled_corpora(shared: Path, labels_dir: Path, cache: Path | None) -> pd.DataFrame:
+    """Every message of the training corpora as model input, with real.csv's labels and
+    split where it has them (NaN where not), read from stores so threads are known."""
+    with tempfile.TemporaryDirectory() as tmp:
+        frames = [corpus_frame(shared, name, cache or Path(tmp)) for name in TRAIN_CORPORA]
+    return pd.concat(frames, ignore_index=True).merge(
+        real_labels(labels_dir), on=["corpus", "message_id"], how="left")
 
 
-def held_out_set(shared: Path = SHARED_DIR, labels_dir: Path = LABELS_DIR) -> LabelledSet:
-    """The held-out real messages (real.csv split=test), parsed straight from the corpora.
+def _held_out(merged: pd.DataFrame) -> LabelledSet:
+    test = merged[merged["split"] == "test"]
+    return LabelledSet(test[list(COLUMNS)].reset_index(drop=True),
+                       test[list(TAGS)].to_numpy(dtype=int))
 
-    Only messages whose Message-ID header names a held-out message are
-    parsed, so this takes seconds where importing the corpora takes minutes.
-    """
-    labels = real_labels(labels_dir)
-    test = labels[labels["split"] == "test"]
-    rows, y = [], []
-    for corpus, group in test.groupby("corpus"):
-        wanted = dict(zip(group["message_id"], group[list(TAGS)].to_numpy(), strict=True))
-        seen = set()
-        for source in open_source(_shared(shared, "corpora", f"{corpus}.mbox.xz")):
-            for raw in source:
-                head = raw.data[: raw.data.find(b"\n\n")]
-                found = _MESSAGE_ID.search(head)
-                if not found or found.group(1).decode(errors="replace") not in wanted:
-                    continue
-                msg = parse_message(raw)
-                if msg.message_id in wanted and msg.message_id not in seen:
-                    seen.add(msg.message_id)
-                    rows.append(_parsed_row(msg))
-                    y.append(wanted[msg.message_id])
-    return LabelledSet(pd.DataFrame(rows, columns=list(COLUMNS)), np.asarray(y, dtype=int))
+
+def held_out_set(shared: Path = SHARED_DIR, labels_dir: Path = LABELS_DIR,
+                 cache: Path | None = None) -> LabelledSet:
+    """The held-out real messages (real.csv split=test), never trained on."""
+    return _held_out(_labelled_corpora(shared, labels_dir, cache))
 
 
 # --- default data ------------------------------------------------------------
@@ -342,23 +335,18 @@ def default_data(shared: Path = SHARED_DIR, labels_dir: Path = LABELS_DIR,
     mine = written_sentences("request", labels_dir)
     sentences = (enron[0] + mine[0], np.r_[enron[1], mine[1]])
     thanks = written_sentences("thanks", labels_dir)
-    with tempfile.TemporaryDirectory() as tmp:
-        frames = [corpus_frame(shared, name, cache or Path(tmp)) for name in TRAIN_CORPORA]
-    corpora = pd.concat(frames, ignore_index=True)
-    merged = corpora.merge(labels, on=["corpus", "message_id"], how="left")
+    merged = _labelled_corpora(shared, labels_dir, cache)
     # A label whose Message-ID header mailnet cannot read back (mangled by the sender).
     missing = len(labels) - int(merged["split"].notna().sum())
     y = merged[list(TAGS)].fillna(UNKNOWN).to_numpy(dtype=int)
     weak = merged["split"].isna() & merged["corpus"].isin(WEAK_SALES)
     y[weak.to_numpy(), TAGS.index("sales")] = merged.loc[weak, "corpus"].map(WEAK_SALES)
     use = (merged["split"] == "train") | weak
-    test = merged["split"] == "test"
     written = written_examples(labels_dir)
     train = LabelledSet.concat([
         LabelledSet(merged.loc[use, list(COLUMNS)].reset_index(drop=True), y[use.to_numpy()]),
         written])
-    held_out = LabelledSet(merged.loc[test, list(COLUMNS)].reset_index(drop=True),
-                           y[test.to_numpy()])
+    held_out = _held_out(merged)
     description = [
         f"{int((merged['split'] == 'train').sum())} real messages labelled by people "
         "(training/labels/real.csv, split=train) from the usrp-users list and the "
@@ -371,7 +359,7 @@ def default_data(shared: Path = SHARED_DIR, labels_dir: Path = LABELS_DIR,
         "sentence-level request model",
         f"{len(thanks[0])} sentences written by the mailnet authors, gratitude or not (sign-offs, "
         "thanks in advance, statements), for the sentence-level thanks model",
-        f"held out: {int(test.sum())} real messages (real.csv split=test), never trained on",
+        f"held out: {len(held_out)} real messages (real.csv split=test), never trained on",
     ] + ([f"{missing} labelled messages skipped: their Message-ID is not what mailnet reads"]
          if missing else [])
     return DefaultData(train, held_out, sentences, thanks, description)
