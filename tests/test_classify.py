@@ -17,6 +17,8 @@ import pytest
 from click.testing import CliRunner, Result
 
 from mailnet.classify import (
+    THREAD_OTHERS,
+    THREAD_OWN,
     ModelError,
     best_threshold,
     default_model_dir,
@@ -100,6 +102,22 @@ def test_messages_filters_by_tag_and_contact_in_every_format(cli: CLI, tmp_path:
     assert "LIMITED" in cli("messages", "--tag", "sales").output
     bad = cli("messages", "--tag", "spam")
     assert bad.exit_code == 2
+
+
+def test_the_model_sees_who_started_the_thread(cli: CLI, tmp_path: Path) -> None:
+    """Ann asks, Bob answers in her thread, Ann follows up in her own; a reply to
+    a message the store lacks, and a new thread, have no role."""
+    ann, bob = "Ann <ann@x.org>", "Bob <bob@y.org>"
+    thread = [("<q@x.org>", ann, {}), ("<a@y.org>", bob, {"In_Reply_To": "<q@x.org>"}),
+              ("<f@x.org>", ann, {"In_Reply_To": "<a@y.org>", "References": "<q@x.org> <a@y.org>"}),
+              ("<o@y.org>", bob, {"In_Reply_To": "<elsewhere@z.org>"})]
+    for message_id, sender, headers in thread:
+        import_messages(cli, tmp_path, {message_id: ("B210 clock", "Some text.")},
+                        folder=message_id.strip("<>"), sender=sender, **headers)
+    with Store(cli.db) as store:  # type: ignore[attr-defined]
+        frame = message_frame(store).set_index("message_id")
+    assert frame["thread_role"].to_dict() == {
+        "q@x.org": 0, "a@y.org": THREAD_OTHERS, "f@x.org": THREAD_OWN, "o@y.org": 0}
 
 
 # --- models on disk ----------------------------------------------------------
