@@ -6,8 +6,12 @@ import contextlib
 import http.server
 import json
 import os
+import signal
 import socket
+import subprocess
+import sys
 import threading
+import time
 import urllib.parse
 from email.message import EmailMessage
 from pathlib import Path
@@ -263,6 +267,28 @@ def test_interrupt_keeps_committed_batches_and_a_rerun_completes(server, tmp_pat
 
 @needs_dovecot
 @pytest.mark.parametrize("workers", ["1", "2"])
+def test_ctrl_c_stops_a_fetch_stuck_on_a_dead_link_at_once(server, tmp_path, workers):
+    """The link goes silent mid-fetch; Ctrl-C ends the run without waiting out the 30 s
+    timeout, neither in a read nor in a LOGOUT nobody will answer."""
+    with Proxy(server.imap_port, cut_after=8_000, once=False, stall=True) as proxy:
+        config = write_config(tmp_path, proxy.port, timeout=30)
+        command = [sys.executable, "-m", "mailnet", "--config", str(config), "--db",
+                   str(tmp_path / "m.db"), "fetch", "--workers", workers]
+        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True, env={**os.environ, "MAILNET_TEST_PW": PASSWORD})
+        assert proxy.stalled.wait(30)
+        time.sleep(0.5)  # every worker is waiting on the silent link now
+        proc.send_signal(signal.SIGINT)
+        start = time.monotonic()
+        _, err = proc.communicate(timeout=60)
+        assert time.monotonic() - start < 5
+    assert proc.returncode == 130, err
+    assert err.strip().splitlines() == [
+        "mailnet: interrupted; everything committed so far is kept"]
+
+
+@needs_dovecot
+@pytest.mark.parametrize("workers", ["1", "2"])
 def test_network_down_gives_one_line_and_a_rerun_completes_the_store(
         server, tmp_path, reference, small_tasks, workers):
     with Proxy(server.imap_port, cut_after=40_000, once=False) as proxy:
@@ -459,12 +485,18 @@ class Proxy:
     `cut_after` bytes from the server: with `once`, the first connection is
     cut there and later ones pass; without, the network is down from then on
     (every connection is cut once the server has sent that many in total).
+    With `stall`, a connection is not cut but goes silent and stays open,
+    as over a dead link; `stalled` is set when the first one does.
     """
 
-    def __init__(self, upstream: int, cut_after: int | None = None, once: bool = True) -> None:
+    def __init__(self, upstream: int, cut_after: int | None = None, once: bool = True,
+                 stall: bool = False) -> None:
         self.upstream = upstream
         self.cut_after = cut_after
         self.once = once
+        self.stall = stall
+        self.stalled = threading.Event()
+        self.closed = threading.Event()
         self.cut = 0
         self.received = 0  # from the server, all connections
         self.sent = bytearray()
@@ -479,6 +511,7 @@ class Proxy:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self.closed.set()
         self.listener.close()
 
     def client_lines(self) -> list[str]:
@@ -513,6 +546,9 @@ class Proxy:
         try:
             while data := src.recv(4096):
                 if cutting and self._over(len(data)):
+                    if self.stall:
+                        self.stalled.set()
+                        self.closed.wait()
                     break
                 if record:
                     with self.lock:

@@ -210,15 +210,22 @@ def connect(account: Account, cred: Credential) -> IMAPClient:
     return client
 
 
-def _close(client: IMAPClient) -> None:
-    """Log out if the connection still works; a dead one is simply dropped."""
+def _close(client: IMAPClient, *, logout: bool = True) -> None:
+    """Log out if the connection still works; a dead one is simply dropped.
+
+    Without `logout` it is dropped at once: a connection known to be broken,
+    or a Ctrl-C, should not wait out the timeout of a LOGOUT nobody answers.
+    """
     try:
-        client.logout()
+        if logout:
+            client.logout()
+            return
     except Exception:
-        try:
-            client.shutdown()
-        except Exception:  # already closed: nothing left to release
-            log.debug("connection already closed")
+        log.debug("logout failed; dropping the connection")
+    try:
+        client.shutdown()
+    except Exception:  # already closed: nothing left to release
+        log.debug("connection already closed")
 
 
 # --- folders -----------------------------------------------------------------------------
@@ -539,7 +546,7 @@ class _Connection:
 
     def reopen(self, cause: BaseException) -> None:
         """Connect again; give up after RETRIES drops without a completed task."""
-        _close(self.client)
+        _close(self.client, logout=False)
         self.selected = None
         while self.failures < RETRIES:
             delay = BACKOFF * 2 ** self.failures
@@ -560,8 +567,8 @@ class _Connection:
                                f"reconnect ({cause}); what was fetched is stored: run "
                                "mailnet fetch again to resume")
 
-    def close(self) -> None:
-        _close(self.client)
+    def close(self, *, logout: bool = True) -> None:
+        _close(self.client, logout=logout)
 
 
 @dataclass(frozen=True)
@@ -695,14 +702,13 @@ _worker_fetcher: _Fetcher | None = None
 def _init_worker(account: Account, cred: Credential) -> None:
     global _worker_login
     _worker_login = (account, cred)
-    # Log out as the worker exits, unless its pool was abandoned: a logout on a dead connection
-    # waits out the timeout, and a dropped session costs the server nothing.
+    # Log out as the worker exits (an abandoned pool's workers just drop the connection).
     multiprocessing.util.Finalize(None, _close_worker, exitpriority=10)
 
 
 def _close_worker() -> None:
-    if _worker_fetcher is not None and not stopping():
-        _worker_fetcher.conn.close()
+    if _worker_fetcher is not None:
+        _worker_fetcher.conn.close(logout=not stopping())
 
 
 def _run_in_worker(task: _Task) -> _Done:
@@ -759,6 +765,7 @@ def fetch_account(store: Store, account: Account, *, folders: Iterable[str] | No
     started = time.perf_counter()
     cred = credential(account)
     conn = _Connection(account, cred)
+    logout = True
     try:
         resolved = resolve_folders(conn.client, account, folders)
         for folder in resolved:
@@ -775,13 +782,17 @@ def fetch_account(store: Store, account: Account, *, folders: Iterable[str] | No
                                        on_progress, summary)
         elif since is None:
             _save_state(store, account.name, plans)
+    except KeyboardInterrupt:
+        logout = False
+        raise
     except _TRANSIENT as exc:
+        logout = False
         raise ImapConnectError(f"lost the connection to {account.host} ({exc}); what was "
                                "fetched is stored: run mailnet fetch again to resume") from None
     except IMAPClientError as exc:
         raise ImapError(f"{account.host} refused a command: {exc}") from None
     finally:
-        conn.close()
+        conn.close(logout=logout)
     summary.seconds = time.perf_counter() - started
     return summary
 

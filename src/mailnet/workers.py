@@ -31,10 +31,27 @@ R = TypeVar("R")
 _stop: Any = None  # in a worker: the pool's stop flag (a multiprocessing.Event)
 
 
+@contextlib.contextmanager
+def _sigint_blocked() -> Iterator[None]:
+    """SIGINT held back while the executor may fork a worker: a child inherits the mask, so a
+    Ctrl-C cannot kill it before :func:`_start` ignores SIGINT (it then drops what is pending).
+    Held back, not lost: this process gets it as soon as the mask is restored."""
+    if not hasattr(signal, "pthread_sigmask"):  # Windows: no fork, no signal masks
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
 def _start(stop: Any, initializer: Callable[..., None] | None, initargs: tuple[Any, ...]) -> None:
     global _stop
     _stop = stop
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     if initializer is not None:
         initializer(*initargs)
 
@@ -83,7 +100,8 @@ class Workers:
         """func(item) for every item, in input order."""
         pending: collections.deque[Future[R]] = collections.deque()
         for item in items:
-            pending.append(self._pool.submit(_run, func, item))
+            with _sigint_blocked():  # submit is where the executor starts its workers
+                pending.append(self._pool.submit(_run, func, item))
             if len(pending) >= self._in_flight:
                 yield pending.popleft().result()
         while pending:
