@@ -216,12 +216,12 @@ def _close(client: IMAPClient, *, logout: bool = True) -> None:
     Without `logout` it is dropped at once: a connection known to be broken,
     or a Ctrl-C, should not wait out the timeout of a LOGOUT nobody answers.
     """
-    try:
-        if logout:
+    if logout:
+        try:
             client.logout()
             return
-    except Exception:
-        log.debug("logout failed; dropping the connection")
+        except Exception:
+            log.debug("logout failed; dropping the connection")
     try:
         client.shutdown()
     except Exception:  # already closed: nothing left to release
