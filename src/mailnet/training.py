@@ -290,13 +290,14 @@ def user_labelled_set(store: Store, path: Path) -> LabelledSet:
     return LabelledSet(frame.loc[ids, list(COLUMNS)].reset_index(drop=True), y)
 
 
-def _labelled_corpora(shared: Path, labels_dir: Path, cache: Path | None) -> pd.DataFrame:
-    """Every message of the training corpora as model input, with real.csv's labels and
-    split where it has them (NaN where not), read from stores so threads are known."""
+def _labelled_corpora(shared: Path, labels: pd.DataFrame, cache: Path | None) -> pd.DataFrame:
+    """Every message of the training corpora as model input, with the labels and split of
+    `labels` (real.csv) where it has them (NaN where not), read from stores so threads
+    are known."""
     with tempfile.TemporaryDirectory() as tmp:
         frames = [corpus_frame(shared, name, cache or Path(tmp)) for name in TRAIN_CORPORA]
     return pd.concat(frames, ignore_index=True).merge(
-        real_labels(labels_dir), on=["corpus", "message_id"], how="left")
+        labels, on=["corpus", "message_id"], how="left")
 
 
 def _held_out(merged: pd.DataFrame) -> LabelledSet:
@@ -308,7 +309,7 @@ def _held_out(merged: pd.DataFrame) -> LabelledSet:
 def held_out_set(shared: Path = SHARED_DIR, labels_dir: Path = LABELS_DIR,
                  cache: Path | None = None) -> LabelledSet:
     """The held-out real messages (real.csv split=test), never trained on."""
-    return _held_out(_labelled_corpora(shared, labels_dir, cache))
+    return _held_out(_labelled_corpora(shared, real_labels(labels_dir), cache))
 
 
 # --- default data ------------------------------------------------------------
@@ -335,7 +336,7 @@ def default_data(shared: Path = SHARED_DIR, labels_dir: Path = LABELS_DIR,
     mine = written_sentences("request", labels_dir)
     sentences = (enron[0] + mine[0], np.r_[enron[1], mine[1]])
     thanks = written_sentences("thanks", labels_dir)
-    merged = _labelled_corpora(shared, labels_dir, cache)
+    merged = _labelled_corpora(shared, labels, cache)
     # A label whose Message-ID header mailnet cannot read back (mangled by the sender).
     missing = len(labels) - int(merged["split"].notna().sum())
     y = merged[list(TAGS)].fillna(UNKNOWN).to_numpy(dtype=int)
