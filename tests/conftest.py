@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import lzma
+import os
 import shutil
+import signal
+import subprocess
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -50,6 +54,22 @@ def cli(tmp_path: Path) -> Callable[..., Result]:
 
     run.db = db  # type: ignore[attr-defined]
     return run
+
+
+def ctrl_c(proc: subprocess.Popen[str], *, to_the_job: bool = False) -> float:
+    """SIGINT to a running `mailnet` (to its whole process group, as a terminal sends it,
+    with `to_the_job`); checks it ends as an interrupted run should and returns how many
+    seconds that took."""
+    start = time.monotonic()
+    if to_the_job:
+        os.killpg(proc.pid, signal.SIGINT)
+    else:
+        proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert err.strip().splitlines() == [
+        "mailnet: interrupted; everything committed so far is kept"]
+    return time.monotonic() - start
 
 
 def corpus_path(name: str) -> Path:

@@ -15,7 +15,7 @@ from mailnet.sources import open_source
 from mailnet.store import Store
 from replies import QUOTED, own_words, quoted_replies
 
-from conftest import corpus_path
+from conftest import corpus_path, ctrl_c
 
 pytestmark = pytest.mark.shared
 
@@ -113,8 +113,6 @@ def test_ctrl_c_keeps_committed_batches_and_a_rerun_completes(decompressed, tmp_
                                                               to_the_job: bool) -> None:
     """SIGINT to the main process only, or (as a terminal's Ctrl-C) to it and its workers."""
     import contextlib
-    import os
-    import signal
     import sqlite3
     import subprocess
     import sys
@@ -129,14 +127,7 @@ def test_ctrl_c_keeps_committed_batches_and_a_rerun_completes(decompressed, tmp_
         time.sleep(0.05)
         with contextlib.suppress(sqlite3.OperationalError):  # no schema yet
             stored = sqlite3.connect(db).execute("SELECT count(*) FROM messages").fetchone()[0]
-    if to_the_job:
-        os.killpg(proc.pid, signal.SIGINT)
-    else:
-        proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err
-    assert err.strip().splitlines() == [
-        "mailnet: interrupted; everything committed so far is kept"]
+    ctrl_c(proc, to_the_job=to_the_job)
     kept = sqlite3.connect(db).execute("SELECT count(*) FROM messages").fetchone()[0]
     assert 0 < kept < 2500
     rerun = subprocess.run(cmd, capture_output=True, text=True, check=True)
