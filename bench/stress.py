@@ -48,7 +48,8 @@ def main() -> int:
         load.terminate()
         load.wait()
     summary = run.stdout.strip().splitlines()[-1] if run.stdout.strip() else run.stderr
-    counts = {kind: int(n) for n, kind in re.findall(r"(\d+) (passed|failed|errors?|skipped)", summary)}
+    found = re.findall(r"(\d+) (passed|failed|errors?|skipped)", summary)
+    counts = {kind: int(n) for n, kind in found}
     passed, total = counts.get("passed", 0), sum(counts.values())
     for line in run.stdout.splitlines():
         if line.startswith(("FAILED", "ERROR")):
