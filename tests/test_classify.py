@@ -283,6 +283,7 @@ def test_bad_labels_are_one_clear_line_and_write_nothing(
 
 
 def test_unreadable_labels_and_unknown_tag_folders(cli: CLI, tmp_path: Path) -> None:
+    Store(cli.db).close()  # type: ignore[attr-defined]
     missing = cli("train", str(tmp_path / "nope.csv"))
     assert missing.exit_code == 2 and "not found" in missing.output
     (tmp_path / "tree" / "question").mkdir(parents=True)

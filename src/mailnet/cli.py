@@ -208,7 +208,7 @@ def _folder_bars(progress: Progress, account: str) -> Callable[[list[FolderProgr
 def contacts(obj: Context, fmt: str, limit: int | None, all_kinds: bool) -> None:
     """Who you exchange mail with: messages from them / to them, first and last date."""
     config = obj.config()
-    with Store(config.db_path) as store:
+    with Store(config.db_path, create=False) as store:
         from mailnet.contacts import contact_summary, exchanges
 
         table = contact_summary(exchanges(store, config))
@@ -243,7 +243,7 @@ def _ledger(obj: Context, since: Any, until: Any, as_of: Any) -> Ledger:
 
     window = Window(since, until, as_of) if as_of else Window(since, until)
     config = obj.config()
-    with Store(config.db_path) as store:
+    with Store(config.db_path, create=False) as store:
         return build_ledger(store, config, window)
 
 
@@ -367,7 +367,8 @@ def classify(obj: Context, retag: bool, model_path: Path | None) -> None:
     from mailnet.classify import classify_store
 
     model = obj.model(model_path)
-    with Store(obj.config().db_path) as store, _progress(obj.err, "count") as progress:
+    with Store(obj.config().db_path, create=False) as store, \
+            _progress(obj.err, "count") as progress:
         task = progress.add_task("classifying", total=None)
         summary = classify_store(store, model, retag=retag,
                                  on_progress=lambda done, total: progress.update(
@@ -401,7 +402,7 @@ def train(obj: Context, labels: Path, with_default_data: bool, shared: Path | No
 
     config = obj.config()
     base = obj.model(model_path)
-    with Store(config.db_path) as store:
+    with Store(config.db_path, create=False) as store:
         data = training.user_labelled_set(store, labels)
     obj.err.print(f"training on {len(data)} labelled messages …")
     out = out or ClassifySettings.user_model_dir()
@@ -424,7 +425,7 @@ def evaluate(obj: Context, labels: Path, fmt: str, model_path: Path | None) -> N
     from mailnet.output import emit
 
     model = obj.model(model_path)
-    with Store(obj.config().db_path) as store:
+    with Store(obj.config().db_path, create=False) as store:
         data = training.user_labelled_set(store, labels)
     report = training.evaluate(model, data)
     emit(report.frame(), fmt, obj.out, title=f"{model.version} on {len(data)} messages")
@@ -447,7 +448,7 @@ def label(obj: Context, out: Path, limit: int | None, model_path: Path | None) -
     model = obj.model(model_path)
     done = {lab.message_id for lab in training.read_labels(out)} \
         if out.exists() and out.stat().st_size else set()
-    with Store(obj.config().db_path) as store:
+    with Store(obj.config().db_path, create=False) as store:
         frame = message_frame(store).drop_duplicates("message_id")
     frame = frame[~frame["message_id"].isin(done)]
     if frame.empty:
@@ -497,7 +498,7 @@ def messages(obj: Context, tag: str | None, contact: str | None, fmt: str,
     from mailnet.output import emit
 
     config = obj.config()
-    with Store(config.db_path) as store:
+    with Store(config.db_path, create=False) as store:
         ids = None
         if contact is not None:
             links = exchanges(store, config).links
@@ -506,7 +507,7 @@ def messages(obj: Context, tag: str | None, contact: str | None, fmt: str,
     if limit is not None:
         table = table.head(limit)
     if fmt in ("table", "csv"):
-        table["tags"] = table["tags"].str.join(" ")
+        table["tags"] = [" ".join(t) for t in table["tags"]]
     if fmt == "table":
         table = table.drop(columns=["model_version", "message_id"])
     emit(table, fmt, obj.out, title="Messages")
