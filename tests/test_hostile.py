@@ -238,3 +238,13 @@ def test_the_policy_stops_markup_that_slipped_through(tmp_path: Path,
     assert [r for r in requests if r.startswith(("finished:", "dialog:"))] == [
         "finished:" + page.as_uri()]
     assert hits == []
+
+
+def test_a_file_name_in_the_progress_bar_is_shown_as_written(tmp_path: Path) -> None:
+    mbox = tmp_path / "[blink]in[reverse]x.mbox"
+    mbox.write_bytes(b"From a@b Fri Mar  1 12:00:00 2024\n" + make_message())
+    result = CliRunner().invoke(main, ["--db", str(tmp_path / "s.db"), "import", str(mbox)],
+                                env={"FORCE_COLOR": "1", "COLUMNS": "200", "TERM": "xterm"})
+    assert result.exit_code == 0, result.output
+    assert "[blink]in[reverse]x.mbox" in ANSI.sub("", result.output)
+    assert "\x1b[5m" not in result.output

@@ -120,7 +120,8 @@ def _progress(console: Console, unit: str = "bytes") -> Progress:
     """Bytes for an import, a count for classify; for a fetch, messages and megabytes."""
     amounts = {"bytes": (DownloadColumn(),), "count": (MofNCompleteColumn(),),
                "fetch": (MofNCompleteColumn(), TextColumn("{task.fields[mb]:,.1f} MB"))}[unit]
-    return Progress(TextColumn("{task.description}"), BarColumn(), *amounts,
+    # Descriptions are file and folder names: shown as written, never read as markup.
+    return Progress(TextColumn("{task.description}", markup=False), BarColumn(), *amounts,
                     TimeRemainingColumn(), console=console, transient=not console.is_terminal)
 
 
@@ -136,7 +137,8 @@ def import_cmd(obj: Context, paths: tuple[Path, ...], workers: int | None) -> No
         config = replace(config, import_workers=workers)
     sources = open_sources(paths)
     with Store(config.db_path) as store, _progress(obj.err) as progress:
-        tasks = {id(s): progress.add_task(Path(s.name).name, total=s.size) for s in sources}
+        tasks = {id(s): progress.add_task(clean(Path(s.name).name), total=s.size)
+                 for s in sources}
 
         def advance(source: Source, part: ImportSummary) -> None:
             progress.update(tasks[id(source)], completed=source.consumed)
@@ -195,7 +197,8 @@ def _folder_bars(progress: Progress, account: str) -> Callable[[list[FolderProgr
     def show(folders: list[FolderProgress]) -> None:
         for f in folders:
             if f.name not in tasks:
-                tasks[f.name] = progress.add_task(f"{account}/{f.name}", total=f.total, mb=0.0)
+                tasks[f.name] = progress.add_task(clean(f"{account}/{f.name}"), total=f.total,
+                                                  mb=0.0)
             progress.update(tasks[f.name], completed=f.done, mb=f.bytes / 1e6)
 
     return show
