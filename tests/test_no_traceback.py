@@ -54,6 +54,10 @@ def stores(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         _import(made[name], path)
         with Store(made[name]) as store:
             tag_by_hand(store, tags)
+    labels = tmp / "labels.csv"  # a few of the sample's messages, for `evaluate`
+    labels.write_text("message_id,tags\n" + "".join(
+        f"{mid},{' '.join(t)}\n" for mid, t in list(tags.items())[:20]))
+    made["labels"] = labels
     return made
 
 
@@ -81,7 +85,7 @@ PLAIN = [("contacts",), ("contacts", "--format", "csv"), ("contacts", "--all-kin
          ("messages",), ("messages", "--format", "csv"), ("messages", "--format", "jsonl"),
          ("messages", "--contact", "dana@lumen.example"),
          ("messages", "--contact", "dana.okafor@lumen.example", "--format", "json"),
-         ("messages", "--tag", "request"), ("label", "--limit", "1")]
+         ("messages", "--tag", "request"), ("label", "--limit", "1"), ("evaluate",)]
 option = st.none() | st.sampled_from(DATES)
 
 
@@ -109,7 +113,8 @@ def test_plain_commands_never_crash(stores: dict[str, Path], tmp_path: Path, sto
                                     command: tuple[str, ...]) -> None:
     db = tmp_path / "store.db"
     shutil.copyfile(stores[store], db)
-    args = [*command, "--out", str(tmp_path / "l.csv")] if command[0] == "label" else command
+    extra = {"label": ["--out", str(tmp_path / "l.csv")], "evaluate": [str(stores["labels"])]}
+    args = [*command, *extra.get(command[0], [])]
     assert_clean(run(db, *args), tuple(args))
 
 
