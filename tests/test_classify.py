@@ -7,7 +7,13 @@ metric checks on the shared data are in test_classify_metrics.py.
 from __future__ import annotations
 
 import json
+import os
 import re
+import selectors
+import signal
+import subprocess
+import sys
+import time
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -283,6 +289,7 @@ def test_bad_labels_are_one_clear_line_and_write_nothing(
 
 
 def test_unreadable_labels_and_unknown_tag_folders(cli: CLI, tmp_path: Path) -> None:
+    Store(cli.db).close()  # type: ignore[attr-defined]
     missing = cli("train", str(tmp_path / "nope.csv"))
     assert missing.exit_code == 2 and "not found" in missing.output
     (tmp_path / "tree" / "question").mkdir(parents=True)
@@ -354,3 +361,61 @@ def test_tag_answers_and_sentences() -> None:
     with pytest.raises(LabelsError):
         parse_tag_answer("q", keys)
     assert split_sentences("Hi. Can you help?\n\nThanks!") == ["Hi.", "Can you help?", "Thanks!"]
+
+
+def test_label_enter_takes_the_guess_a_typo_asks_again_and_u_undoes(cli: CLI,
+                                                                    tmp_path: Path) -> None:
+    import_messages(cli, tmp_path, ENGLISH)
+    out = tmp_path / "mine.csv"
+    # first message: a typo (asked again), then r; second: u (back to the first), then t;
+    # second again: Enter; third: q.
+    result = label(cli, "--out", str(out), input="x\nr\nu\nt\n\nq\n")
+    assert result.exit_code == 0, result.output
+    assert "r request, o offer, t thanks, s sales" in result.output
+    assert "Enter: the model's guess" in result.output and "u: undo" in result.output
+    assert "unknown tag 'x'" in result.output and "asking again" in result.output
+    prompts = re.findall(r"tags \(Enter: ([a-z ]+), as the model guessed\)", result.output)
+    assert len(prompts) == 6  # first: x, r; second: u; first: t; second: Enter; third: q
+    shown = [line for line in result.output.splitlines() if line.startswith("──")]
+    assert len(shown) == 5 and shown[0] == shown[2]  # the first message shown again after u
+    assert shown[1] == shown[3] != shown[4]
+    saved = [lab.tags for lab in read_labels(out)]
+    second_guess = prompts[4].split() if prompts[4] != "no tag" else []
+    assert saved == [("thanks",), tuple(second_guess)]  # the undone "request" is gone
+    assert out.read_text().count("\n") == 3  # header and two labels
+    assert "2 labels added" in result.output
+
+
+@pytest.mark.slow  # a real process that loads the model before its first prompt
+def test_label_ctrl_c_keeps_every_label_given(cli: CLI, tmp_path: Path) -> None:
+    import_messages(cli, tmp_path, ENGLISH)
+    out = tmp_path / "mine.csv"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mailnet", "--db", str(cli.db), "label",  # type: ignore[attr-defined]
+         "--out", str(out)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, env=env)
+    assert proc.stdin and proc.stdout and proc.stderr
+    seen = b""
+
+    def wait_for_prompt(count: int) -> None:
+        nonlocal seen
+        sel = selectors.DefaultSelector()
+        sel.register(proc.stdout, selectors.EVENT_READ)
+        deadline = time.monotonic() + 120
+        while seen.count(b"as the model guessed") < count:
+            assert time.monotonic() < deadline and proc.poll() is None, seen
+            if sel.select(timeout=1):
+                seen += os.read(proc.stdout.fileno(), 65536)
+
+    wait_for_prompt(1)
+    proc.stdin.write(b"r t\n")
+    proc.stdin.flush()
+    wait_for_prompt(2)  # the first label is given; the second message waits for an answer
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert err.decode().strip().splitlines()[-1] == (
+        "mailnet: interrupted; everything committed so far is kept")
+    assert "Traceback" not in err.decode()
+    assert [lab.tags for lab in read_labels(out)] == [("request", "thanks")]

@@ -14,6 +14,7 @@ from mailnet import demo
 from mailnet.cli import main
 from mailnet.config import PATTERNS
 from mailnet.ledger import COLUMNS, LABELS, NEGATIVE
+from mailnet.store import Store
 from report_fixtures import EXPECTED, SAMPLE, make_sample, sample_store
 
 AS_OF = ["--as-of", "2025-01-15"]
@@ -214,6 +215,7 @@ def test_bad_input_is_one_clear_line(db: Path, args: list[str], message: str) ->
 
 
 def test_empty_store_is_one_clear_line(tmp_path: Path) -> None:
+    Store(tmp_path / "empty.db").close()
     for args in (["report"], ["contact", "a@b.example"], ["prune"]):
         result = run(*args, db=tmp_path / "empty.db")
         assert result.exit_code == 2

@@ -735,7 +735,7 @@ def list_messages(store: Store, tag: str | None = None,
         frame = frame[frame["id"].isin(set(ids))]
     frame["tags"] = [t.split() if isinstance(t, str) else [] for t in frame["tags"]]
     if tag is not None:
-        frame = frame[[tag in t for t in frame["tags"]]]
+        frame = frame[np.array([tag in t for t in frame["tags"]], dtype=bool)]
     frame["date"] = pd.to_datetime(frame["date"], utc=True, errors="coerce")
     return frame.drop(columns="id").reset_index(drop=True)
 

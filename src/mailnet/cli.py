@@ -29,6 +29,7 @@ from rich.progress import (
     TextColumn,
     TimeRemainingColumn,
 )
+from rich.text import Text
 
 from mailnet import __version__
 from mailnet.config import (
@@ -46,6 +47,7 @@ from mailnet.imap import summary_line as fetch_summary_line
 from mailnet.ingest import ImportSummary, import_sources, summary_line
 from mailnet.sources import Source, open_sources
 from mailnet.store import TAGS, Store
+from mailnet.untrusted import clean, text
 
 if TYPE_CHECKING:
     from mailnet.classify import IntentModel
@@ -118,7 +120,8 @@ def _progress(console: Console, unit: str = "bytes") -> Progress:
     """Bytes for an import, a count for classify; for a fetch, messages and megabytes."""
     amounts = {"bytes": (DownloadColumn(),), "count": (MofNCompleteColumn(),),
                "fetch": (MofNCompleteColumn(), TextColumn("{task.fields[mb]:,.1f} MB"))}[unit]
-    return Progress(TextColumn("{task.description}"), BarColumn(), *amounts,
+    # Descriptions are file and folder names: shown as written, never read as markup.
+    return Progress(TextColumn("{task.description}", markup=False), BarColumn(), *amounts,
                     TimeRemainingColumn(), console=console, transient=not console.is_terminal)
 
 
@@ -134,7 +137,8 @@ def import_cmd(obj: Context, paths: tuple[Path, ...], workers: int | None) -> No
         config = replace(config, import_workers=workers)
     sources = open_sources(paths)
     with Store(config.db_path) as store, _progress(obj.err) as progress:
-        tasks = {id(s): progress.add_task(Path(s.name).name, total=s.size) for s in sources}
+        tasks = {id(s): progress.add_task(clean(Path(s.name).name), total=s.size)
+                 for s in sources}
 
         def advance(source: Source, part: ImportSummary) -> None:
             progress.update(tasks[id(source)], completed=source.consumed)
@@ -145,8 +149,8 @@ def import_cmd(obj: Context, paths: tuple[Path, ...], workers: int | None) -> No
             progress.update(tasks[id(source)], completed=source.size)
     obj.out.print(summary_line(summary))
     for origin, reason in summary.error_reasons[:20]:
-        obj.err.print(f"  skipped {origin.source} {origin.folder} {origin.position}: {reason}",
-                      markup=False, highlight=False, soft_wrap=True)
+        obj.err.print(clean(f"  skipped {origin.source} {origin.folder} {origin.position}: "
+                            f"{reason}"), markup=False, highlight=False, soft_wrap=True)
     if len(summary.error_reasons) > 20:
         obj.err.print(f"  … {len(summary.error_reasons) - 20} more in the store's errors table")
 
@@ -182,7 +186,7 @@ def fetch(obj: Context, account: str | None, folders: tuple[str, ...], since: da
                     since=since.date() if since else None,
                     workers=config.import_workers if workers is None else workers,
                     on_progress=_folder_bars(progress, name))
-            obj.out.print(fetch_summary_line(summary), markup=False, highlight=False,
+            obj.out.print(clean(fetch_summary_line(summary)), markup=False, highlight=False,
                           soft_wrap=True)
 
 
@@ -193,7 +197,8 @@ def _folder_bars(progress: Progress, account: str) -> Callable[[list[FolderProgr
     def show(folders: list[FolderProgress]) -> None:
         for f in folders:
             if f.name not in tasks:
-                tasks[f.name] = progress.add_task(f"{account}/{f.name}", total=f.total, mb=0.0)
+                tasks[f.name] = progress.add_task(clean(f"{account}/{f.name}"), total=f.total,
+                                                  mb=0.0)
             progress.update(tasks[f.name], completed=f.done, mb=f.bytes / 1e6)
 
     return show
@@ -208,7 +213,7 @@ def _folder_bars(progress: Progress, account: str) -> Callable[[list[FolderProgr
 def contacts(obj: Context, fmt: str, limit: int | None, all_kinds: bool) -> None:
     """Who you exchange mail with: messages from them / to them, first and last date."""
     config = obj.config()
-    with Store(config.db_path) as store:
+    with Store(config.db_path, create=False) as store:
         from mailnet.contacts import contact_summary, exchanges
 
         table = contact_summary(exchanges(store, config))
@@ -217,7 +222,7 @@ def contacts(obj: Context, fmt: str, limit: int | None, all_kinds: bool) -> None
     if limit is not None:
         table = table.head(limit)
     if table.empty and fmt == "table":
-        obj.err.print("No contacts yet: import some mail, and set [identity] addresses "
+        obj.err.print("No contacts yet: import some mail, and set \\[identity] addresses "
                       "in the config if none of it is in a Sent folder.")
         return
     from mailnet.output import emit
@@ -243,7 +248,7 @@ def _ledger(obj: Context, since: Any, until: Any, as_of: Any) -> Ledger:
 
     window = Window(since, until, as_of) if as_of else Window(since, until)
     config = obj.config()
-    with Store(config.db_path) as store:
+    with Store(config.db_path, create=False) as store:
         return build_ledger(store, config, window)
 
 
@@ -367,7 +372,8 @@ def classify(obj: Context, retag: bool, model_path: Path | None) -> None:
     from mailnet.classify import classify_store
 
     model = obj.model(model_path)
-    with Store(obj.config().db_path) as store, _progress(obj.err, "count") as progress:
+    with Store(obj.config().db_path, create=False) as store, \
+            _progress(obj.err, "count") as progress:
         task = progress.add_task("classifying", total=None)
         summary = classify_store(store, model, retag=retag,
                                  on_progress=lambda done, total: progress.update(
@@ -401,7 +407,7 @@ def train(obj: Context, labels: Path, with_default_data: bool, shared: Path | No
 
     config = obj.config()
     base = obj.model(model_path)
-    with Store(config.db_path) as store:
+    with Store(config.db_path, create=False) as store:
         data = training.user_labelled_set(store, labels)
     obj.err.print(f"training on {len(data)} labelled messages …")
     out = out or ClassifySettings.user_model_dir()
@@ -424,7 +430,7 @@ def evaluate(obj: Context, labels: Path, fmt: str, model_path: Path | None) -> N
     from mailnet.output import emit
 
     model = obj.model(model_path)
-    with Store(obj.config().db_path) as store:
+    with Store(obj.config().db_path, create=False) as store:
         data = training.user_labelled_set(store, labels)
     report = training.evaluate(model, data)
     emit(report.frame(), fmt, obj.out, title=f"{model.version} on {len(data)} messages")
@@ -447,38 +453,68 @@ def label(obj: Context, out: Path, limit: int | None, model_path: Path | None) -
     model = obj.model(model_path)
     done = {lab.message_id for lab in training.read_labels(out)} \
         if out.exists() and out.stat().st_size else set()
-    with Store(obj.config().db_path) as store:
+    with Store(obj.config().db_path, create=False) as store:
         frame = message_frame(store).drop_duplicates("message_id")
     frame = frame[~frame["message_id"].isin(done)]
     if frame.empty:
         obj.err.print("Nothing left to label.")
         return
     probs = model.probabilities(frame)
-    order = np.argsort(uncertainty(model, probs), kind="stable")
+    order = np.argsort(uncertainty(model, probs), kind="stable")[:limit]
     keys = {t[0]: t for t in TAGS}
-    obj.err.print("Tags: " + ", ".join(f"[{t[0]}]{t[1:]}" for t in TAGS) +
-                  "; Enter: no tag, '-': skip, 'q': quit.")
-    labelled = 0
-    for i in order[:limit] if limit else order:
-        row = frame.iloc[i]
-        guess = [t for t, p, th in zip(TAGS, probs[i], model.pipeline[-1].thresholds_,
+    obj.err.print(Text("Keys: " + ", ".join(f"{t[0]} {t}" for t in TAGS) + " (several at once: "
+                       "rt); n: no tag; Enter: the model's guess; -: skip; u: undo the last "
+                       "label; q: quit. Each label is saved at once."))
+    saved: list[tuple[int, int]] = []  # (place in the queue, labels file size before it)
+    at = 0
+    while at < len(order):
+        row = frame.iloc[order[at]]
+        guess = [t for t, p, th in zip(TAGS, probs[order[at]], model.pipeline[-1].thresholds_,
                                        strict=True) if p > th]
-        obj.out.rule(row["subject"] or "(no subject)", style="dim")
-        obj.out.print(row["new_text"][:1500] or "(no new text)", markup=False, highlight=False)
-        obj.out.print(f"[dim]model: {' '.join(guess) or 'no tag'}[/dim]")
-        answer = click.prompt("tags", default="", show_default=False).strip().lower()
+        obj.out.rule(text(row["subject"] or "(no subject)"), style="dim")
+        obj.out.print(text(row["new_text"][:1500] or "(no new text)"), highlight=False)
+        answer = _label_answer(obj, guess, keys, undo=bool(saved))
         if answer == "q":
             break
-        if answer == "-":
+        if answer == "u":
+            at, size = saved.pop()
+            os.truncate(out, size)
+            obj.err.print("undone; labelling that message again")
             continue
+        if answer != "-":
+            saved.append((at, out.stat().st_size if out.exists() else 0))
+            training.append_label(out, row["message_id"], answer)
+        at += 1
+    obj.out.print(f"{len(saved)} labels added to {out}")
+
+
+def _label_answer(obj: Context, guess: list[str], keys: dict[str, str],
+                  undo: bool) -> list[str] | str:
+    """The tags typed for one message (the guess on Enter), or '-', 'u', 'q'; asks until valid.
+
+    A Ctrl-C at the prompt ends the run like anywhere else: every label given is already saved.
+    """
+    from mailnet import training
+
+    while True:
         try:
-            tags = training.parse_tag_answer(answer, keys)
+            answer = click.prompt(f"tags (Enter: {' '.join(guess) or 'no tag'}, as the model "
+                                  "guessed)", default="", show_default=False).strip().lower()
+        except click.Abort as exc:
+            if isinstance(exc.__context__, KeyboardInterrupt):
+                raise KeyboardInterrupt from None
+            return "q"  # the input ended
+        if answer in ("q", "-") or (answer == "u" and undo):
+            return answer
+        if answer == "":
+            return guess
+        if answer in ("n", "none"):
+            return []
+        try:
+            return training.parse_tag_answer(answer, keys)
         except training.LabelsError as exc:
-            obj.err.print(f"{exc}; skipped")
-            continue
-        training.append_label(out, row["message_id"], tags)
-        labelled += 1
-    obj.out.print(f"{labelled} labels added to {out}")
+            obj.err.print(Text(f"{exc}: type r, o, t, s (or several), n for no tag, Enter for "
+                               f"the guess{', u to undo' if undo else ''}; asking again"))
 
 
 @main.command()
@@ -497,7 +533,7 @@ def messages(obj: Context, tag: str | None, contact: str | None, fmt: str,
     from mailnet.output import emit
 
     config = obj.config()
-    with Store(config.db_path) as store:
+    with Store(config.db_path, create=False) as store:
         ids = None
         if contact is not None:
             links = exchanges(store, config).links
@@ -506,7 +542,7 @@ def messages(obj: Context, tag: str | None, contact: str | None, fmt: str,
     if limit is not None:
         table = table.head(limit)
     if fmt in ("table", "csv"):
-        table["tags"] = table["tags"].str.join(" ")
+        table["tags"] = [" ".join(t) for t in table["tags"]]
     if fmt == "table":
         table = table.drop(columns=["model_version", "message_id"])
     emit(table, fmt, obj.out, title="Messages")

@@ -62,9 +62,14 @@ class Window:
     until: datetime | None = None
     as_of: datetime = field(default_factory=lambda: pd.Timestamp.now(tz="UTC").to_pydatetime())
 
+    def __post_init__(self) -> None:
+        if self.since and self.until and _utc(self.since) >= _utc(self.until):
+            raise ReportError(f"--since {self.since:%Y-%m-%d} is not before --until "
+                              f"{self.until:%Y-%m-%d}: swap them or widen the window")
+
     @property
     def end(self) -> pd.Timestamp:
-        return _utc(min(self.until, self.as_of) if self.until else self.as_of)
+        return min(_utc(self.until), _utc(self.as_of)) if self.until else _utc(self.as_of)
 
     def describe(self) -> str:
         start = _utc(self.since).strftime("%Y-%m-%d") if self.since else "the beginning"
@@ -181,7 +186,7 @@ def _replies(events: pd.DataFrame, msgs: pd.DataFrame) -> pd.Series:
         [ids.get_indexer(children["parent_id"]), child_author]).min()
     event_author = np.where(events["mine"], authors.get_indexer(events["contact"]), -1)
     key = pd.MultiIndex.from_arrays([ids.get_indexer(events["message_id"]), event_author])
-    return pd.Series(first.reindex(key).to_numpy(), index=events.index)
+    return pd.Series(first.reindex(key).to_numpy(), index=events.index, dtype=msgs["date"].dtype)
 
 
 def _typical_gap(theirs: pd.DataFrame) -> pd.Series:
@@ -293,7 +298,7 @@ def _flags(store: Store, t: pd.DataFrame, events: pd.DataFrame, msgs: pd.DataFra
 
     # surfaces in need: their messages after a long silence of theirs
     gap = _days(theirs.groupby("contact")["date"].diff())
-    back = theirs[gap >= s.resurface_silence_days].assign(gap=gap)
+    back = theirs.assign(gap=gap)[gap >= s.resurface_silence_days]
     t["resurfaced"] = back.groupby("contact").size().reindex(t.index, fill_value=0)
     t["resurfaced_asking"] = back[back["request"]].groupby("contact").size().reindex(
         t.index, fill_value=0)

@@ -9,8 +9,23 @@ from typing import Any
 import pandas as pd
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
+
+from mailnet.untrusted import clean
 
 _KEEP_WIDTH = 10
+
+# A cell a spreadsheet would run as a formula (OWASP "CSV injection").
+_FORMULA = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: Any) -> Any:
+    """A CSV value that a spreadsheet shows as text, never runs as a formula."""
+    value = plain(value)
+    if not isinstance(value, str):
+        return value
+    value = clean(value)
+    return "'" + value if value.startswith(_FORMULA) else value
 
 
 def plain(value: Any) -> Any:
@@ -30,7 +45,7 @@ def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
 
 def to_csv(frame: pd.DataFrame) -> str:
     out = io.StringIO()
-    frame.map(plain).to_csv(out, index=False)
+    frame.map(csv_cell).to_csv(out, index=False)
     return out.getvalue()
 
 
@@ -44,7 +59,7 @@ def to_jsonl(frame: pd.DataFrame) -> str:
 
 def to_table(frame: pd.DataFrame, title: str | None = None) -> Table:
     table = Table(title=title, header_style="bold", show_lines=False)
-    cells = [[_cell(v) for v in row] for row in frame.itertuples(index=False)]
+    cells = [[clean(_cell(v)) for v in row] for row in frame.itertuples(index=False)]
     for i, col in enumerate(frame.columns):
         numeric = pd.api.types.is_numeric_dtype(frame[col])
         # Short values (dates, counts, kinds) keep their width; longer text folds.
@@ -52,7 +67,7 @@ def to_table(frame: pd.DataFrame, title: str | None = None) -> Table:
         table.add_column(str(col), justify="right" if numeric else "left", overflow="fold",
                          min_width=widest if widest <= _KEEP_WIDTH else None)
     for row in cells:
-        table.add_row(*row)
+        table.add_row(*map(Text, row))
     return table
 
 

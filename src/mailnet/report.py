@@ -8,6 +8,8 @@ docs/report.md and kept stable.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import html
 import json
 from collections.abc import Iterable
@@ -25,6 +27,7 @@ from rich.text import Text
 
 from mailnet.ledger import COLUMNS, LABELS, NEGATIVE, Evidence, Flag, Ledger
 from mailnet.output import plain, to_csv
+from mailnet.untrusted import clean, text
 
 TAG_COLOURS = {"request": "#d1495b", "offer": "#2e933c", "thanks": "#3c6fd8",
                "sales": "#8a8a8a", "": "#c9c9c9"}
@@ -100,7 +103,7 @@ def terminal_table(ledger: Ledger, rows: pd.DataFrame) -> RenderableType:
     why = Text()
     for contact, r in rows.iterrows():
         flags = ledger.flags.get(str(contact), [])
-        who = r["name"] or str(contact)
+        who = clean(r["name"] or str(contact))
         if r["kind"] != "person":
             who += f" ({r['kind']})"
         silent = "" if pd.isna(r["silence_days"]) else f"{r['silence_days']:.0f} d"
@@ -113,7 +116,7 @@ def terminal_table(ledger: Ledger, rows: pd.DataFrame) -> RenderableType:
                       _pair(r["their_thanks"], r["my_thanks"]),
                       _pair(_rate(r["their_reply_rate"]), _rate(r["my_reply_rate"])), silent)
         if flags:
-            why.append(f"\n{who} <{contact}>\n", style="bold")
+            why.append(f"\n{who} <{clean(str(contact))}>\n", style="bold")
         for f in flags:
             why.append(f"  {f.label}", style=_style(f.pattern))
             why.append(f": {f.reason}\n")
@@ -128,7 +131,7 @@ def _evidence_table(evidence: Iterable[Evidence]) -> Table:
         table.add_column(col, overflow="fold")
     for e in evidence:
         table.add_row(_when(e.date), "you" if e.direction == "from_me" else "them", e.tag,
-                      e.subject, e.snippet)
+                      text(e.subject), text(e.snippet))
     return table
 
 
@@ -162,7 +165,8 @@ def contact_view(ledger: Ledger, contact: str) -> RenderableType:
     ):
         facts.add_row(label, value)
     title = f"{r['name']} <{contact}>" if r["name"] else contact
-    parts: list[RenderableType] = [Panel(facts, title=title, subtitle=ledger.window.describe())]
+    parts: list[RenderableType] = [Panel(facts, title=text(title),
+                                         subtitle=ledger.window.describe())]
     for f in ledger.flags.get(contact, []):
         parts.append(Panel(Group(Text(f.reason), _evidence_table(f.evidence)),
                            title=Text(f.label, style=_style(f.pattern)), title_align="left"))
@@ -172,7 +176,7 @@ def contact_view(ledger: Ledger, contact: str) -> RenderableType:
     for col in ("date", "who", "tags", "subject"):
         timeline.add_column(col)
     for e in timeline_events(ledger, contact).itertuples():
-        timeline.add_row(_when(e.date), "you" if e.mine else "them", e.tags, e.subject)
+        timeline.add_row(_when(e.date), "you" if e.mine else "them", e.tags, text(e.subject))
     parts.append(timeline)
     return Group(*parts)
 
@@ -264,6 +268,11 @@ def to_html(ledger: Ledger, rows: pd.DataFrame) -> str:
     cards = [{"contact": c, "name": rows.loc[c, "name"], "kind": rows.loc[c, "kind"],
               "row": rows.loc[c], "flags": ledger.flags[c], "timeline": timeline_chart(ledger, c)}
              for c in rows.index if ledger.flags.get(c)]
+    css = (files("mailnet") / "data" / "report.css").read_text(encoding="utf-8") + "".join(
+        f"  .legend i.{tag} {{ background: {colour}; }}\n" for tag, colour in TAG_COLOURS.items()
+        if tag)
+    css_hash = "sha256-" + base64.b64encode(hashlib.sha256(css.encode()).digest()).decode()
     return template.render(window=ledger.window.describe(), rows=rows, cards=cards,
+                           css=Markup(css), css_hash=css_hash,
                            chart=summary_chart(rows), labels=LABELS, negative=NEGATIVE,
                            colours=TAG_COLOURS, when=_when, rate=_rate)

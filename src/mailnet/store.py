@@ -122,8 +122,12 @@ class AddResult:
 class Store:
     """A mailnet database file. Use as a context manager, or call :meth:`close`."""
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, *, create: bool = True) -> None:
         self.path = Path(path)
+        if not create and str(path) != ":memory:" and not self.path.is_file():
+            # A read command on a mistyped --db must not leave an empty store behind.
+            raise StoreError(f"no store at {path}: make one with `mailnet import PATH` "
+                             "or `mailnet fetch` (or pass --db to the right file)")
         try:
             if str(path) != ":memory:":
                 self.path.parent.mkdir(parents=True, exist_ok=True)
