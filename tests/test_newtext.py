@@ -91,3 +91,21 @@ def test_crlf_empty_and_a_rule_on_the_last_line() -> None:
     assert extract_new_text("Yes.\r\n\r\n> Is it?\r\n") == "Yes."
     assert extract_new_text("") == ""
     assert extract_new_text("Buy now\n______________") == "Buy now\n______________"
+
+
+# Hostile shapes that took quadratic time (issue 14): a 300 KB line of spaces took
+# about 20 minutes in the sign-off pattern, 8k "… wrote:" lines 19 s. Each is 1 MB or
+# more here; linear work takes well under a second, the bound (timeout) is generous.
+HOSTILE = {
+    "a long run of spaces": "hello\n" + " " * 1_000_000 + "x\n",
+    "spaces after a sign-off": "hi\nregards" + " " * 1_000_000 + "x\n",
+    "many wrote lines above a quote": "a\n" + "Bob wrote:\n" * 100_000 + "> q\n",
+    "many header starts": "From: x\nOn y\n\n" * 70_000 + "> q\n",
+}
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("name", HOSTILE)
+def test_hostile_input_takes_linear_time(name: str) -> None:
+    text = extract_new_text(HOSTILE[name])
+    assert text.startswith(("hello", "hi", "a", "From")) or text == ""
