@@ -15,12 +15,13 @@ import re
 
 # "On <date>, <name> wrote:" and its translations, possibly wrapped over 3 lines.
 _WROTE = re.compile(
-    r"^\s*(On\b.{0,400}\bwrote|Le\b.{0,300}\ba écrit|Am\b.{0,300}\bschrieb|El\b.{0,300}\bescribió"
-    r"|Il\b.{0,300}\bha scritto|Op\b.{0,300}\bschreef|Em\b.{0,300}\bescreveu|Den\b.{0,300}\bskrev"
-    r"|W dniu\b.{0,300}\bnapisał|在.{0,300}(写道|寫道))\s*[:：]\s*$",
+    r"^\s*(On\b.{0,400}\bwrote|Le\b.{0,300}\ba écrit|Am\b.{0,300}\bschrieb(\b.{0,200})?"
+    r"|El\b.{0,300}\bescribió|Il\b.{0,300}\bha scritto|Op\b.{0,300}\bschreef"
+    r"|Em\b.{0,300}\bescreveu|Den\b.{0,300}\bskrev(\b.{0,200})?|W dniu\b.{0,300}\bnapisał"
+    r"|[在於于].{0,300}(写道|寫道))\s*[:：]\s*$",
     re.IGNORECASE,
 )
-_WROTE_START = re.compile(r"^\s*(On|Le|Am|El|Il|Op|Em|Den|W dniu)\b|^\s*在", re.IGNORECASE)
+_WROTE_START = re.compile(r"^\s*(On|Le|Am|El|Il|Op|Em|Den|W dniu)\b|^\s*[在於于]", re.IGNORECASE)
 # "Name <address> wrote:" (or "Name 於 date 寫道：") on a line of its own.
 _WROTE_SHORT = re.compile(
     r"^\s*\S.{0,120}(\b(wrote|writes|schrieb|a écrit|escribió|skrev|napisał)|写道|寫道)"
@@ -106,7 +107,7 @@ def _outlook_header(lines: list[str], i: int) -> bool:
 
 def _notes_header(lines: list[str], i: int) -> bool:
     """A Lotus Notes reply header starting at line i: sender and date, then To: and cc:."""
-    if i and lines[i - 1].strip():
+    if not lines[i].strip() or (i and lines[i - 1].strip()):
         return False  # it starts a paragraph
     for j in range(i + 1, min(i + 1 + _NOTES_LEAD, len(lines))):
         if not lines[j].strip():
