@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 import pytest
 
 from mailnet.parse import ParseError, message_ids, parse_message
-from mailnet.sources import Origin, RawMessage
+from mailnet.sources import Origin, RawMessage, open_source
 
-from conftest import make_message
+from conftest import corpus_path, make_message
 
 ORIGIN = Origin("test", "INBOX", "#0")
 
@@ -135,3 +135,60 @@ def test_message_ids_helper() -> None:
 def test_sender_header_stands_in_for_a_missing_from() -> None:
     raw = b"Sender: Bulk Robot <robot@x.org>\nTo: b@x.org\nSubject: s\nMessage-ID: <s@x>\n\nhi\n"
     assert parse(raw).sender.address == "robot@x.org"
+
+
+def _two_parts(plain: bytes, html: bytes, kind: bytes = b"mixed") -> bytes:
+    return (b"From: a@x.org\nTo: b@x.org\nSubject: s\nMessage-ID: <st@x>\nMIME-Version: 1.0\n"
+            b"Content-Type: multipart/" + kind + b'; boundary="B"\n\n'
+            b"--B\nContent-Type: text/html; charset=utf-8\n\n" + html + b"\n"
+            b"--B\nContent-Type: text/plain; charset=utf-8\n\n" + plain + b"\n--B--\n")
+
+
+@pytest.mark.parametrize("plain", [
+    b"_______________________________________________\nUsers mailing list\nusers@lists.x.org\n"
+    b"https://lists.x.org/mailman/listinfo/users",  # a list's footer as a part of its own
+    b"View this e-mail in your browser: https://x.org/m/1",  # an alternative that is a stub
+])
+def test_html_is_read_when_the_plain_part_says_nothing(plain: bytes) -> None:
+    m = parse(_two_parts(plain, b"<p>Could you review my draft?</p>"))
+    assert m.new_text.startswith("Could you review my draft?")
+
+
+def test_plain_part_that_says_something_is_kept() -> None:
+    m = parse(_two_parts(b"Yes, Tuesday works.", b"<p>Yes, Tuesday works (html).</p>",
+                         b"alternative"))
+    assert m.new_text == "Yes, Tuesday works."
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ("<00000e256af3$0000@Received: from [192.168.1.2] ([24.7.157.115]) by mail.x.com >",
+     "00000e256af3$0000@Received"),
+    ("<92857960.1.GGD88395@thelocal.com", "92857960.1.GGD88395@thelocal.com"),
+])
+def test_broken_message_id_keeps_its_first_token(value: str, expected: str) -> None:
+    assert message_ids(value) == [expected]
+    raw = make_message(message_id=None).replace(b"Subject:", f"Message-ID: {value}\nSubject:"
+                                                 .encode(), 1)
+    assert parse(raw).message_id == expected
+
+
+# Real messages of those kinds, by corpus and Message-ID (read by hand).
+@pytest.mark.parametrize(("corpus", "message_id", "starts"), [
+    # SourceForge added its footer as a text/plain part to an HTML-only question.
+    ("lists/sf-user-lists", "893341637089509@mail.yandex.ru", "Hi!"),
+    # MSN Groups: the plain alternative says "your e-mail program does not support HTML".
+    ("spamassassin-hard-ham-1", "OneIncomeLiving-1396@groups.msn.com",
+     "New Message on One Income Living\n\nHi! I'm new here."),
+    # A folded Message-ID without its closing bracket.
+    ("spamassassin-spam-2", "00000e256af3$000032f9$00000b75@Received", ""),
+])
+def test_real_messages_whose_plain_part_says_nothing(corpus: str, message_id: str,
+                                                     starts: str) -> None:
+    for source in open_source(corpus_path(corpus)):
+        for raw in source:
+            if message_id.encode() in raw.data[:raw.data.find(b"\n\n")]:
+                m = parse_message(raw)
+                assert m.message_id == message_id
+                assert m.new_text.startswith(starts)
+                return
+    pytest.fail(f"{message_id} not found in {corpus}")

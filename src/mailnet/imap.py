@@ -836,6 +836,7 @@ def _ingest(store: Store, conn: _Connection, cred: Credential, plans: list[Folde
                 on_progress(plans)
     if track:
         _save_state(store, conn.account.name, plans)
+    store.infer_parents()  # replies without reply headers, now that their parents may be in
     total.seconds = time.perf_counter() - start
     return total
 

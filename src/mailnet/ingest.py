@@ -161,6 +161,8 @@ def import_sources(store: Store, sources: list[Source], *, workers: int = 0,
                 source, on_batch=(lambda part, s=source: on_progress(s, part)) if on_progress
                 else None,
             )
+    # Once everything is in: a reply may be read before the message it answers.
+    store.infer_parents()
     return total
 
 

@@ -73,6 +73,8 @@ class ParsedMessage:
 
 
 _MSGID = re.compile(r"<([^<>\s]+)>")
+# A folded, broken id ("<1a2b@Received: from ..."): its first token is still usable.
+_BROKEN_MSGID = re.compile(r"<([^<>\s:]+)")
 _TEXT_TYPES = ("text/plain", "text/html")
 _KEPT_HEADERS = frozenset({
     b"from", b"sender", b"to", b"cc", b"reply-to", b"date", b"subject", b"message-id",
@@ -83,11 +85,14 @@ _KEPT_HEADERS = frozenset({
 
 
 def message_ids(value: str) -> list[str]:
-    """Message-IDs in a header value, without angle brackets; a bare id is accepted."""
+    """Message-IDs in a header value, without angle brackets; a bare id is accepted, and of
+    a broken one (no closing bracket) the first token, up to a space or colon."""
     found = _MSGID.findall(value or "")
     if found:
         return found
     bare = (value or "").strip()
+    if broken := _BROKEN_MSGID.search(bare):
+        return [broken.group(1)]
     return [bare] if bare and " " not in bare and "@" in bare else []
 
 
@@ -178,7 +183,8 @@ def _part_text(part: email.message.Message) -> str:
 
 
 def body_text(msg: email.message.Message) -> str:
-    """The message's text: its text/plain parts, else its HTML turned into text.
+    """The message's text: its text/plain parts, else (or when they say nothing but a list
+    footer or "view it online") its HTML turned into text.
 
     Attachments are skipped: parts with a file name or an attachment disposition.
     """
@@ -191,9 +197,26 @@ def body_text(msg: email.message.Message) -> str:
             continue
         if text := _part_text(part):
             (plain if kind == "text/plain" else html).append(text)
-    if plain:
+    if plain and not (html and _says_nothing("\n".join(plain))):
         return "\n".join(plain)
     return "\n".join(get_text(h) for h in html)
+
+
+# "View this e-mail in your browser" and the like: a plain part that only points at the HTML.
+_STUB = re.compile(
+    r"view (this|it|the) (e-?mail|message|newsletter)|(view|read|see) (it )?(online|in (your|a) "
+    r"(web )?browser)|html version|(e-?mail|mail client|program) (does not|doesn't|cannot) "
+    r"(support|display)|can(no|')t (see|read|view) this|enable html",
+    re.IGNORECASE)
+_STUB_MAX = 600  # characters: a longer plain part says something of its own
+
+
+def _says_nothing(plain: str) -> bool:
+    """A plain part that is only a list footer or a "view it online" stub (the HTML holds
+    the message); a long plain part is taken as it is without looking further."""
+    if len(plain) > _STUB_MAX:
+        return False
+    return not extract_new_text(plain) or bool(_STUB.search(plain))
 
 
 def _unmunged(sender: Address | None, reply_to: list[Address], list_post: str) -> Address | None:

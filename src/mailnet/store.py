@@ -11,11 +11,13 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from mailnet.errors import MailnetError
 from mailnet.parse import ParsedMessage
 from mailnet.sources import Origin
+from mailnet.threads import ThreadRow, infer_parents, normalise_subject
 
 
 class StoreError(MailnetError):
@@ -107,7 +109,16 @@ _MIGRATIONS: list[str] = [
         PRIMARY KEY (source, folder, role)
     );
     """,
+    # 5: threads without reply headers (mailnet.threads): the normalised subject, whether it
+    #    has a reply prefix, and whether parent_id was inferred from them rather than headers
+    """
+    ALTER TABLE messages ADD COLUMN thread_subject TEXT NOT NULL DEFAULT '';
+    ALTER TABLE messages ADD COLUMN reply_subject INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE messages ADD COLUMN parent_inferred INTEGER NOT NULL DEFAULT 0;
+    CREATE INDEX messages_thread_subject ON messages (thread_subject);
+    """,
 ]
+_THREAD_MIGRATION = 5
 
 SCHEMA_VERSION = len(_MIGRATIONS)
 TAGS = ("request", "offer", "thanks", "sales")
@@ -158,6 +169,14 @@ class Store:
             )
         for number, script in enumerate(_MIGRATIONS[version:], start=version + 1):
             self.db.executescript(f"BEGIN; {script}; PRAGMA user_version = {number}; COMMIT;")
+        if version and version < _THREAD_MIGRATION:  # normalise the subjects stored before
+            with self.db:
+                self.db.execute("BEGIN")
+                self.db.executemany(
+                    "UPDATE messages SET thread_subject = ?, reply_subject = ? WHERE id = ?",
+                    [(*normalise_subject(subject), rowid) for rowid, subject in
+                     self.db.execute("SELECT id, subject FROM messages")])
+            self.infer_parents()
 
     @property
     def schema_version(self) -> int:
@@ -173,15 +192,16 @@ class Store:
                     """INSERT OR IGNORE INTO messages (message_id, content_hash, date, from_name,
                         from_addr, subject, in_reply_to, refs, parent_id, list_id, list_post,
                         list_unsubscribe, precedence, auto_submitted, is_bulk, size, new_text,
-                        source, folder, position)
-                       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                        source, folder, position, thread_subject, reply_subject)
+                       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                     (m.message_id, m.content_hash,
                      m.date.strftime("%Y-%m-%dT%H:%M:%SZ") if m.date else None,
                      m.sender.name if m.sender else "", m.sender.address if m.sender else "",
                      m.subject, m.in_reply_to, " ".join(m.references), m.parent_id,
                      m.list_id, m.list_post, m.list_unsubscribe, m.precedence,
                      m.auto_submitted, int(m.is_bulk), m.size, m.new_text,
-                     m.origin.source, m.origin.folder, m.origin.position),
+                     m.origin.source, m.origin.folder, m.origin.position,
+                     *normalise_subject(m.subject)),
                 )
                 if not cur.rowcount:
                     duplicates += 1
@@ -195,6 +215,37 @@ class Store:
                      for a in addrs],
                 )
         return AddResult(added, duplicates)
+
+    def infer_parents(self) -> int:
+        """Link replies without reply headers to the message they answer (mailnet.threads).
+
+        The inferred parent goes where a header parent goes (`parent_id`), with
+        `parent_inferred = 1`, so everything that follows threads reads it alike; a
+        header link is never replaced. Only subjects with an unlinked reply are read.
+        Returns how many replies are linked now.
+        """
+        rows = self.db.execute(
+            """SELECT m.id, m.message_id, m.date, m.from_addr, m.thread_subject, m.reply_subject,
+                      m.reply_subject AND (m.parent_id IS NULL OR m.parent_inferred),
+                      group_concat(r.address, ' ')
+               FROM messages m LEFT JOIN recipients r ON r.message = m.id AND r.kind != 'reply-to'
+               WHERE m.thread_subject IN (
+                   SELECT thread_subject FROM messages WHERE reply_subject AND thread_subject != ''
+                       AND (parent_id IS NULL OR parent_inferred))
+               GROUP BY m.id""").fetchall()
+        found = infer_parents(
+            ThreadRow(rowid, message_id,
+                      datetime.strptime(date, "%Y-%m-%dT%H:%M:%SZ") if date else None,
+                      sender, frozenset((recipients or "").split()), subject, bool(reply),
+                      bool(needs))
+            for rowid, message_id, date, sender, subject, reply, needs, recipients in rows)
+        with self.db:
+            self.db.execute("BEGIN")
+            self.db.executemany(
+                """UPDATE messages SET parent_id = ?, parent_inferred = 1
+                   WHERE id = ? AND (parent_id IS NULL OR parent_inferred)""",
+                [(parent, child) for child, parent in found.items()])
+        return len(found)
 
     def set_tags(self, rows: Iterable[tuple[int, dict[str, float], list[str]]],
                  model_version: str) -> None:
