@@ -179,14 +179,23 @@ class _Deadline(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
+    def _too_slow(self) -> ImapTooSlow:
+        return ImapTooSlow(f"{self.imap.host} answered too slowly (less than "
+                           f"{MIN_RATE >> 10} KB/s after {self.imap.idle:g} s): check the "
+                           "server, or raise timeout")
+
     def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
         imap = self.imap
         remaining = imap.deadline - time.monotonic()
         if remaining <= 0:
-            raise ImapTooSlow(f"{imap.host} answered too slowly (less than {MIN_RATE >> 10} KB/s "
-                              f"after {imap.idle:g} s): check the server or raise timeout")
+            raise self._too_slow()
         imap.sock.settimeout(min(imap.idle, remaining))
-        n = imap.sock.recv_into(buffer)
+        try:
+            n = imap.sock.recv_into(buffer)
+        except TimeoutError:
+            if remaining < imap.idle:
+                raise self._too_slow() from None  # the deadline ran out, not the byte wait
+            raise
         imap.deadline += n / MIN_RATE
         return n
 
