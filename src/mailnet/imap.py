@@ -207,7 +207,7 @@ class _Limits(imaplib.IMAP4):
     deadline: float = 0.0
 
     def open(self, host: str = "", port: int = 143, timeout: float | None = None) -> None:
-        self.idle = timeout or self.idle
+        self.idle = timeout or getattr(self, "_timeout", None) or self.idle  # TLS: _timeout
         self.deadline = time.monotonic() + self.idle  # for the greeting
         super().open(host, port, timeout)
         self._install()
