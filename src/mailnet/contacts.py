@@ -71,6 +71,7 @@ def exchanges(store: Store, config: Config) -> Exchanges:
                   list_post, is_bulk, source, folder FROM messages""",
         store.db, index_col="id",
     )
+    msgs["from_addr"] = _canonical(msgs["from_addr"], config)
     in_sent = pd.Series(False, index=msgs.index)
     for source, folder in sent:  # a few folders, many messages
         in_sent |= (msgs["source"] == source) & (msgs["folder"] == folder)
@@ -84,12 +85,11 @@ def exchanges(store: Store, config: Config) -> Exchanges:
     # it is not mine unless a Sent folder holds its Message-ID (then that copy is kept
     # above): it counts for nobody. Without a Sent folder only the address can tell.
     if sent:
-        keep &= in_sent | ~_canonical(msgs["from_addr"], config).isin(me)
-    msgs, in_sent = msgs[keep], in_sent[keep]
+        keep &= in_sent | ~msgs["from_addr"].isin(me)
+    msgs, in_sent = msgs[keep].copy(), in_sent[keep]
     # The store writes one format: naming it parses a million dates several times faster.
     msgs["date"] = pd.to_datetime(msgs["date"], format="%Y-%m-%dT%H:%M:%SZ", utc=True,
                                   errors="coerce")
-    msgs["from_addr"] = _canonical(msgs["from_addr"], config)
     recips = pd.read_sql_query(
         "SELECT message AS id, address FROM recipients WHERE kind IN ('to', 'cc')", store.db
     )
