@@ -132,8 +132,9 @@ class Dovecot:
     """One running server with one user; `maildir(folder)` is where its mail lives."""
 
     def __init__(self, root: Path, oauth2_introspection: str | None = None,
-                 sent: str = "Sent") -> None:
+                 sent: str = "Sent", password: str = PASSWORD) -> None:
         self.root = root
+        self.password = password
         self.oauth2_introspection = oauth2_introspection  # a URL: XOAUTH2 logins on
         self.sent = sent  # the name of the folder with the \\Sent role
         self.imap_port = free_port()
@@ -148,7 +149,7 @@ class Dovecot:
         for sub in ("run", "state", "mail"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
         make_certificate(self.root)
-        (self.root / "passwd").write_text(f"{USER}:{{PLAIN}}{PASSWORD}\n")
+        (self.root / "passwd").write_text(f"{USER}:{{PLAIN}}{self.password}\n")
         oauth2 = self.oauth2_introspection
         if oauth2:
             (self.root / "oauth2.conf.ext").write_text(_OAUTH2_CONF.format(url=oauth2))

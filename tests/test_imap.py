@@ -555,3 +555,76 @@ class Proxy:
             with contextlib.suppress(OSError):
                 s.shutdown(socket.SHUT_RDWR)
             s.close()
+
+
+def many_parts(n: int, parts: int) -> bytes:
+    """A message whose body is `parts` small text/plain parts (a digest, a broken mailer)."""
+    msg = EmailMessage()
+    msg["From"], msg["To"] = "bob@example.org", "alice@example.com"
+    msg["Subject"], msg["Message-ID"] = "Many parts", f"<msg{n}@example.org>"
+    msg["Date"] = "Mon, 01 Jan 2024 10:00:00 +0000"
+    msg.make_mixed()
+    for i in range(parts):
+        part = EmailMessage()
+        part.set_content(f"part number {i}\n")
+        msg.attach(part)
+    return bytes(msg).replace(b"\n", b"\r\n")
+
+
+@pytest.fixture
+def many_parts_server():
+    """INBOX: a message, one with 2,000 text parts, another message; Sent: one message."""
+    with temporary_dovecot() as dc:
+        dc.deliver("INBOX", message(1))
+        dc.deliver("INBOX", many_parts(2, 2000))
+        dc.deliver("INBOX", message(3))
+        dc.deliver("Sent", message(100, sender="alice@example.com", to="bob@example.org"))
+        yield dc.start()
+
+
+@needs_dovecot
+def test_a_message_with_2000_text_parts_is_fetched_in_bounded_commands(many_parts_server,
+                                                                       tmp_path):
+    result = run(tmp_path, write_config(tmp_path, many_parts_server.imap_port))
+    assert result.exit_code == 0, result.output
+    rows = {r[0]: r for r in stored(tmp_path / "m.db")}
+    assert set(rows) == {"msg1@example.org", "msg2@example.org", "msg3@example.org",
+                         "msg100@example.org"}
+    assert "part number 0" in rows["msg2@example.org"][4]
+    assert "errors 0" in result.output
+
+
+@needs_dovecot
+def test_a_message_the_server_refuses_is_recorded_and_the_folder_goes_on(
+        many_parts_server, tmp_path, monkeypatch):
+    # All 4,000 sections in one command: Dovecot answers BAD (command line too large).
+    monkeypatch.setattr(imap, "SECTIONS_PER_COMMAND", 10_000)
+    result = run(tmp_path, write_config(tmp_path, many_parts_server.imap_port))
+    assert result.exit_code == 0, result.output
+    assert {r[0] for r in stored(tmp_path / "m.db")} == {
+        "msg1@example.org", "msg3@example.org", "msg100@example.org"}
+    with Store(tmp_path / "m.db") as store:
+        (error,) = store.errors()
+    assert error[:2] == ("test", "INBOX")
+    assert "not fetched" in error[3] and "FETCH" in error[3]
+    assert "errors 1" in result.output
+
+
+NON_ASCII = "pässwörd-ñ✓"
+
+
+@needs_dovecot
+def test_a_non_ascii_password_logs_in_and_never_shows_in_an_error(tmp_path):
+    with temporary_dovecot(password=NON_ASCII) as dc:
+        dc.deliver("INBOX", message(1))
+        dc.start()
+        config = write_config(tmp_path, dc.imap_port)
+        result = run(tmp_path, config, password=NON_ASCII)
+        assert result.exit_code == 0, result.output
+        assert [r[0] for r in stored(tmp_path / "m.db")] == ["msg1@example.org"]
+        wrong = "wröng-päss"
+        result = run(tmp_path, config, password=wrong, verbose=True)
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "login as alice on 127.0.0.1 failed" in lines[0]
+    assert not set("öä") & set(result.output) and "Traceback" not in result.output

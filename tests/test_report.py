@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import mailbox
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,7 @@ from mailnet.cli import main
 from mailnet.config import PATTERNS
 from mailnet.ledger import COLUMNS, LABELS, NEGATIVE
 from mailnet.store import Store
-from report_fixtures import EXPECTED, SAMPLE, make_sample, sample_store
+from report_fixtures import EXPECTED, SAMPLE, make_sample, sample_store, tag_by_hand
 
 AS_OF = ["--as-of", "2025-01-15"]
 
@@ -236,3 +237,44 @@ def test_demo_shows_every_pattern(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     for pattern in PATTERNS:
         assert LABELS[pattern] in result.stdout, pattern
+
+
+def forged_inbox(path: Path) -> Path:
+    """An inbox mbox written by an outsider: mail that reuses the Message-IDs of all of
+    Sam's replies to Dana (with other text), and mail forged From: Sam to Dana."""
+    dana = "Dana Okafor <dana.okafor@lumen.example>"
+    sam = "Sam Rivera <sam@rivera.example>"
+    out = mailbox.mbox(path)
+    sent = mailbox.mbox(SAMPLE / "Sent.mbox")
+    replies = [m for m in sent if "dana.okafor@lumen.example" in m["To"]]
+    assert len(replies) >= 5
+    for n, real in enumerate(replies):
+        for sender, mid in ((dana, real["Message-ID"]),  # hides the reply if it wins
+                            (sam, f"<forged-{n}@evil.example>")):  # counts as mine if trusted
+            fake = mailbox.mboxMessage()
+            fake["From"], fake["To"] = sender, dana if sender == sam else sam
+            fake["Subject"], fake["Message-ID"] = "Buy now", mid
+            fake["Date"], fake["In-Reply-To"] = real["Date"], real["In-Reply-To"] or mid
+            fake.set_payload("Click here for a great offer.\n")
+            out.add(fake)
+    out.flush()
+    return path
+
+
+@pytest.mark.parametrize("forged_first", [True, False])
+def test_no_outside_message_rewrites_the_ledger(db: Path, tmp_path: Path,
+                                                forged_first: bool) -> None:
+    forged = forged_inbox(tmp_path / "INBOX.mbox")
+    attacked = tmp_path / "attacked.db"
+    for source in ([forged, SAMPLE] if forged_first else [SAMPLE, forged]):
+        result = run("import", "--workers", "1", str(source), db=attacked)
+        assert result.exit_code == 0, result.output
+    with Store(attacked) as store:
+        tag_by_hand(store, make_sample().message_tags())
+        # Every forged message is kept (same ID, other content: another message) ...
+        assert store.count() == 250 + len(mailbox.mbox(forged))
+    # ... and none changes a figure or a flag of anyone.
+    clean = report_json(db, "--min-messages", "1")
+    assert report_json(attacked, "--min-messages", "1") == clean
+    dana = next(r for r in clean if r["contact"] == "dana.okafor@lumen.example")
+    assert dana["to_them"] > 5 and "ally" in {f["pattern"] for f in dana["flags"]}

@@ -71,12 +71,25 @@ def exchanges(store: Store, config: Config) -> Exchanges:
                   list_post, is_bulk, source, folder FROM messages""",
         store.db, index_col="id",
     )
-    # A list can deliver the same message twice; both copies are stored, one counts.
-    msgs = msgs[~msgs["message_id"].duplicated()]
+    msgs["from_addr"] = _canonical(msgs["from_addr"], config)
+    in_sent = pd.Series(False, index=msgs.index)
+    for source, folder in sent:  # a few folders, many messages
+        in_sent |= (msgs["source"] == source) & (msgs["folder"] == folder)
+    # A list can deliver the same message twice; both copies are stored, one counts: the
+    # copy in a Sent folder if there is one (anyone can send me mail that reuses the
+    # Message-IDs of my replies, and must not replace them), else the first stored.
+    keep = ~msgs.assign(in_sent=in_sent).sort_values("in_sent", ascending=False,
+                                                     kind="stable")["message_id"].duplicated()
+    keep = keep.reindex(msgs.index)
+    # Anyone can also write From: me. Once there is a Sent folder, mail from me outside
+    # it is not mine unless a Sent folder holds its Message-ID (then that copy is kept
+    # above): it counts for nobody. Without a Sent folder only the address can tell.
+    if sent:
+        keep &= in_sent | ~msgs["from_addr"].isin(me)
+    msgs, in_sent = msgs[keep].copy(), in_sent[keep]
     # The store writes one format: naming it parses a million dates several times faster.
     msgs["date"] = pd.to_datetime(msgs["date"], format="%Y-%m-%dT%H:%M:%SZ", utc=True,
                                   errors="coerce")
-    msgs["from_addr"] = _canonical(msgs["from_addr"], config)
     recips = pd.read_sql_query(
         "SELECT message AS id, address FROM recipients WHERE kind IN ('to', 'cc')", store.db
     )
@@ -90,13 +103,10 @@ def exchanges(store: Store, config: Config) -> Exchanges:
     via_list = (msgs["list_id"] != "") | msgs.index.isin(
         recips.loc[recips["address"].isin(list_addresses), "id"]
     )
-    sent_folder = pd.Series(False, index=msgs.index)
-    for source, folder in sent:  # a few folders, many messages
-        sent_folder |= (msgs["source"] == source) & (msgs["folder"] == folder)
     msgs["to_me"] = ~msgs["from_me"] & (
         msgs.index.isin(me_recipient)
         | msgs["parent_author"].isin(me)
-        | (~via_list & ~sent_folder)
+        | (~via_list & ~in_sent)
     )
     msgs["via_list"] = via_list
 

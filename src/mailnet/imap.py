@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import imaplib
+import io
 import logging
 import multiprocessing.util
 import os
@@ -38,7 +39,7 @@ from datetime import date
 
 import keyring
 import keyring.errors
-from imapclient import IMAPClient
+from imapclient import IMAPClient, imap4, tls
 from imapclient.exceptions import CapabilityError, IMAPClientError
 
 from mailnet.config import DEFAULT_SENT_FOLDERS, SPECIAL_USE, Account
@@ -53,6 +54,11 @@ log = logging.getLogger(__name__)
 META_BATCH = 500  # UIDs per BODYSTRUCTURE request (bounds the command and the response)
 FETCH_BYTES = 8 << 20  # estimated bytes per content request
 TEXT_LIMIT = 2 << 20  # a text part larger than this is treated as an attachment
+SECTIONS_PER_COMMAND = 100  # BODY.PEEK items per FETCH: keeps the command line far below 8 KB
+LITERAL_LIMIT = 64 << 20  # a larger literal from the server is refused, not buffered
+MIN_RATE = 16 << 10  # bytes/s a server must deliver on average once a command's timeout is up
+MAX_UID = 2**32 - 1  # RFC 3501: UIDs, UIDVALIDITY and UIDNEXT are 32-bit
+MAX_DEPTH = 64  # nesting of a BODYSTRUCTURE beyond which the message is refused
 RETRIES = 5  # reconnects after a dropped connection, waiting BACKOFF s, then twice as long, …
 BACKOFF = 0.5
 KEYRING_SERVICE = "mailnet"
@@ -79,6 +85,14 @@ class ImapAuthError(ImapError):
 
 class FolderNotFound(ImapError):
     """A configured folder or role does not exist on the server."""
+
+
+class ImapResponseTooLarge(ImapError):
+    """The server sent a literal or a line above the limits: the connection is out of step."""
+
+
+class ImapTooSlow(ImapConnectError):
+    """A command's answer did not arrive in time; not retried (the server stalls, not drops)."""
 
 
 # --- credentials -------------------------------------------------------------------------
@@ -150,13 +164,106 @@ def _tls_context(account: Account) -> ssl.SSLContext:
     return ssl.create_default_context(cafile=str(account.ca_file) if account.ca_file else None)
 
 
+class _Deadline(io.RawIOBase):
+    """The socket as imaplib reads it, under the connection's overall deadline.
+
+    A socket timeout only bounds the wait for the next byte, so a server
+    trickling a byte a second never times out; here every read also checks
+    the command's deadline, which grows with the bytes received (MIN_RATE).
+    """
+
+    def __init__(self, imap: _Limits) -> None:
+        super().__init__()
+        self.imap = imap
+
+    def readable(self) -> bool:
+        return True
+
+    def _too_slow(self) -> ImapTooSlow:
+        return ImapTooSlow(f"{self.imap.host} answered too slowly (less than "
+                           f"{MIN_RATE >> 10} KB/s after {self.imap.idle:g} s): check the "
+                           "server, or raise timeout")
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        imap = self.imap
+        remaining = imap.deadline - time.monotonic()
+        if remaining <= 0:
+            raise self._too_slow()
+        imap.sock.settimeout(min(imap.idle, remaining))
+        try:
+            n = imap.sock.recv_into(buffer)
+        except TimeoutError:
+            if remaining < imap.idle:
+                raise self._too_slow() from None  # the deadline ran out, not the byte wait
+            raise
+        imap.deadline += n / MIN_RATE
+        return n
+
+
+class _Limits(imaplib.IMAP4):
+    """imaplib with a deadline per command and caps on literals and lines (see _Deadline)."""
+
+    idle: float = 60.0
+    deadline: float = 0.0
+
+    def open(self, host: str = "", port: int = 143, timeout: float | None = None) -> None:
+        self.idle = timeout or getattr(self, "_timeout", None) or self.idle  # TLS: _timeout
+        self.deadline = time.monotonic() + self.idle  # for the greeting
+        super().open(host, port, timeout)
+        self._install()
+
+    def _install(self) -> None:
+        self.file.close()  # the plain makefile() reader, replaced by one under the deadline
+        self.file = io.BufferedReader(_Deadline(self), 1 << 16)
+
+    def starttls(self, ssl_context: ssl.SSLContext | None = None) -> tuple[str, list[bytes]]:
+        done = super().starttls(ssl_context)
+        self._install()
+        return done
+
+    def _command(self, name: str, *args: object) -> str:
+        self.deadline = time.monotonic() + self.idle
+        return super()._command(name, *args)
+
+    def read(self, size: int) -> bytes:
+        if size > LITERAL_LIMIT:
+            raise ImapResponseTooLarge(f"{self.host} sent a {size:,}-byte literal (the limit is "
+                                       f"{LITERAL_LIMIT >> 20} MB)")
+        return super().read(size)
+
+    def readline(self) -> bytes:
+        line = self.file.readline(imaplib._MAXLINE + 1)
+        if len(line) > imaplib._MAXLINE:
+            raise ImapResponseTooLarge(f"{self.host} sent a response line over "
+                                       f"{imaplib._MAXLINE:,} bytes")
+        return line
+
+
+class _Plain(_Limits, imap4.IMAP4WithTimeout):
+    pass
+
+
+class _TLS(_Limits, tls.IMAP4_TLS):
+    pass
+
+
+class _Client(IMAPClient):
+    """IMAPClient over the bounded imaplib classes above (its only hook is _create_IMAP4)."""
+
+    def _create_IMAP4(self) -> imaplib.IMAP4:
+        timeout = getattr(self._timeout, "connect", None)
+        if self.ssl:
+            return _TLS(self.host, self.port, self.ssl_context, timeout)
+        return _Plain(self.host, self.port, timeout)
+
+
 def _open(account: Account) -> IMAPClient:
     """A connected, TLS-protected (unless plain was configured) client, not yet logged in."""
     where, addr = f"[accounts.{account.name}]", f"{account.host}:{account.port}"
     context = None if account.tls == "plain" else _tls_context(account)
     try:
-        client = IMAPClient(account.host, account.port, ssl=account.tls == "implicit",
-                            ssl_context=context, timeout=account.timeout)
+        client = _Client(account.host, account.port, ssl=account.tls == "implicit",
+                         ssl_context=context, timeout=account.timeout)
         # imapclient switches imaplib's debug output on, which formats every message
         # literal into a log string (most of the fetch time) and would log a LOGIN
         # line; there is no public switch, so turn it off on the imaplib object.
@@ -186,6 +293,8 @@ def _open(account: Account) -> IMAPClient:
     except _TRANSIENT as exc:
         raise ImapConnectError(f"cannot connect to {addr}: {exc}: check host, port and "
                                f"tls in {where}") from None
+    except IMAPClientError as exc:  # STARTTLS answered NO or BAD
+        raise ImapTLSError(f"{addr} refused STARTTLS ({exc}): check tls in {where}") from None
     return client
 
 
@@ -195,8 +304,10 @@ def connect(account: Account, cred: Credential) -> IMAPClient:
     try:
         if cred.oauth2:
             client.oauth2_login(account.username, cred.secret)
-        else:
+        elif (account.username + cred.secret).isascii():
             client.login(account.username, cred.secret)
+        else:  # LOGIN's quoted strings are ASCII; AUTHENTICATE PLAIN carries UTF-8 (RFC 4616)
+            client.plain_login(account.username, cred.secret)
     except _TRANSIENT as exc:  # before IMAPClientError: imaplib's abort is one of those
         _close(client)
         raise ImapConnectError(f"{account.host} dropped the connection during login "
@@ -340,7 +451,7 @@ def parse_fetch(data: list[bytes | tuple[bytes, bytes] | None]) -> dict[int, dic
             fields = {k.upper(): v for k, v in zip(items[::2], items[1::2], strict=False)
                       if isinstance(k, bytes)}
             uid = fields.get(b"UID")
-            if isinstance(uid, int):
+            if isinstance(uid, int) and 0 < uid <= MAX_UID:
                 out[uid] = fields
     return out
 
@@ -363,14 +474,20 @@ class Part:
     attachment: bool = False  # Content-Disposition attachment, or a file name
 
     @classmethod
-    def from_structure(cls, node: list[object]) -> Part:
-        """From the nested lists of a parsed BODYSTRUCTURE (RFC 3501 section 7.4.2)."""
+    def from_structure(cls, node: list[object], depth: int = 0) -> Part:
+        """From the nested lists of a parsed BODYSTRUCTURE (RFC 3501 section 7.4.2).
+
+        Raises ValueError for one nested deeper than MAX_DEPTH (no real mail is).
+        """
+        if depth > MAX_DEPTH:
+            raise ValueError(f"its BODYSTRUCTURE is nested deeper than {MAX_DEPTH} levels")
         if node and isinstance(node[0], list):  # children first, then subtype, parameters
             n = next((i for i, x in enumerate(node) if not isinstance(x, list)), len(node))
             rest = node[n:]
             subtype = rest[0] if rest and isinstance(rest[0], bytes) else b"mixed"
             return cls(b"multipart/" + subtype.lower(), _params(rest[1] if len(rest) > 1 else None),
-                       tuple(cls.from_structure(child) for child in node[:n]))  # type: ignore[arg-type]
+                       tuple(cls.from_structure(child, depth + 1)  # type: ignore[arg-type]
+                             for child in node[:n]))
         kind = b"/".join(x.lower() if isinstance(x, bytes) else b"" for x in node[:2])
         params = _params(node[2] if len(node) > 2 else None)
         # A text part's disposition follows its line count and MD5: index 9.
@@ -567,6 +684,14 @@ class _Connection:
                                f"reconnect ({cause}); what was fetched is stored: run "
                                "mailnet fetch again to resume")
 
+    def fresh(self, folder: str, uidvalidity: int) -> None:
+        """A new connection with `folder` open, after the old one fell out of step."""
+        _close(self.client, logout=False)
+        self.selected = None
+        self.client = connect(self.account, self.cred)
+        self.reconnects += 1
+        self.examine(folder, uidvalidity)
+
     def close(self, *, logout: bool = True) -> None:
         _close(self.client, logout=logout)
 
@@ -617,22 +742,52 @@ def _runs(wanted: list[_Wanted]) -> Iterator[list[_Wanted]]:
         yield run
 
 
-def _fetch_messages(client: IMAPClient, task: _Task, account: str,
-                    seen_gm: set[int]) -> tuple[list[RawMessage], int]:
-    """The messages of a task in UID order, and the bytes downloaded."""
-    gmail = client.has_capability("X-GM-EXT-1")
+Fetched = RawMessage | tuple[Origin, str]  # a message, or where it was and why it failed
+
+
+def _fetch_each(conn: _Connection, folder: tuple[str, int], uids: list[int], items: str,
+                ) -> tuple[dict[int, dict[bytes, object]], dict[int, str]]:
+    """UID FETCH `items` of `uids`, and why it failed for the UIDs it failed for.
+
+    A refused or oversized answer is split in halves down to the message that
+    causes it, so one message never costs the others; after an oversized one
+    the connection is out of step and is opened again.
+    """
+    try:
+        return _uid_fetch(conn.client, uids, items), {}
+    except ImapConnectError:
+        raise  # the connection, not a message
+    except ImapError as exc:
+        if isinstance(exc, ImapResponseTooLarge):
+            conn.fresh(*folder)
+        if len(uids) == 1:
+            return {}, {uids[0]: str(exc)}
+    half = len(uids) // 2
+    data, failed = _fetch_each(conn, folder, uids[:half], items)
+    more, more_failed = _fetch_each(conn, folder, uids[half:], items)
+    return data | more, failed | more_failed
+
+
+def _fetch_messages(conn: _Connection, task: _Task, account: str,
+                    seen_gm: set[int]) -> tuple[list[Fetched], int]:
+    """The messages of a task (or why each failed) in UID order, and the bytes downloaded."""
+    folder = (task.folder, task.uidvalidity)
+    gmail = conn.client.has_capability("X-GM-EXT-1")
     items = "(UID RFC822.SIZE BODYSTRUCTURE" + (" X-GM-MSGID)" if gmail else ")")
-    meta = _uid_fetch(client, task.uids, items)
+    meta, failed = _fetch_each(conn, folder, list(task.uids), items)
     wanted: list[_Wanted] = []
     for uid in task.uids:
         if uid not in meta:
-            continue  # expunged since the search
+            continue  # expunged since the search, or failed
         gm_id = meta[uid].get(b"X-GM-MSGID")
         if gm_id is not None:
             if gm_id in seen_gm:
                 continue  # the same Gmail message under another label
             seen_gm.add(gm_id)  # type: ignore[arg-type]
-        wanted.append(_Wanted.from_meta(uid, meta[uid]))
+        try:
+            wanted.append(_Wanted.from_meta(uid, meta[uid]))
+        except ValueError as exc:
+            failed[uid] = str(exc)
     fetched: dict[int, bytes] = {}
     size = 0
     for run in _runs(wanted):
@@ -640,16 +795,29 @@ def _fetch_messages(client: IMAPClient, task: _Task, account: str,
         for w in run:
             groups.setdefault(w.sections, {})[w.uid] = w
         for sections, group in groups.items():
-            request = "(" + " ".join(f"BODY.PEEK[{s}]" for s in sections) + ")"
-            for uid, data in _uid_fetch(client, group, request).items():
-                message = group[uid].message(data) if uid in group else None
+            replies: dict[int, dict[bytes, object]] = {}
+            for i in range(0, len(sections), SECTIONS_PER_COMMAND):
+                request = "(" + " ".join(f"BODY.PEEK[{s}]"
+                                         for s in sections[i:i + SECTIONS_PER_COMMAND]) + ")"
+                asked = [uid for uid in group if uid not in failed]
+                data, refused = _fetch_each(conn, folder, asked, request) if asked else ({}, {})
+                failed |= refused
+                for uid, fields in data.items():
+                    replies.setdefault(uid, {}).update(fields)
+            for uid, data in replies.items():
+                message = group[uid].message(data) if uid in group and uid not in failed else None
                 if message is not None:
                     fetched[uid] = message
                     size += sum(len(v) for k, v in data.items()
                                 if k.startswith(b"BODY[") and isinstance(v, bytes))
-    return [RawMessage(fetched[w.uid], Origin(account, task.folder,
-                                              f"{task.uidvalidity}:{w.uid}"))
-            for w in wanted if w.uid in fetched], size
+    out: list[Fetched] = []
+    for uid in task.uids:
+        origin = Origin(account, task.folder, f"{task.uidvalidity}:{uid}")
+        if uid in fetched:
+            out.append(RawMessage(fetched[uid], origin))
+        elif uid in failed:
+            out.append((origin, f"not fetched: {failed[uid]}"))
+    return out, size
 
 
 @dataclass(frozen=True)
@@ -683,14 +851,14 @@ class _Fetcher:
         while True:
             try:
                 self.conn.examine(task.folder, task.uidvalidity)
-                raws, size = _fetch_messages(self.conn.client, task, self.conn.account.name,
-                                             self.seen_gm)
+                fetched, size = _fetch_messages(self.conn, task, self.conn.account.name,
+                                                self.seen_gm)
                 break
             except _TRANSIENT as exc:
                 self.conn.reopen(exc)
         self.conn.failures = 0
-        return _Done(task, [parse_safely(raw) for raw in raws], size,
-                     self.conn.reconnects - reconnects)
+        return _Done(task, [parse_safely(f) if isinstance(f, RawMessage) else f for f in fetched],
+                     size, self.conn.reconnects - reconnects)
 
 
 # A fetch worker process's own login and connection (opened by its first task, so a
@@ -725,7 +893,11 @@ def plan(conn: _Connection, store: Store, folders: list[str],
     plans = []
     for name in folders:
         status = conn.client.folder_status(name, [b"UIDNEXT", b"UIDVALIDITY"])
-        uidvalidity, uidnext = status[b"UIDVALIDITY"], status[b"UIDNEXT"]
+        uidvalidity, uidnext = status.get(b"UIDVALIDITY"), status.get(b"UIDNEXT")
+        for key, value in ((b"UIDVALIDITY", uidvalidity), (b"UIDNEXT", uidnext)):
+            if not isinstance(value, int) or not 0 < value <= MAX_UID + 1:
+                raise ImapError(f"{conn.account.host} sent an invalid {key.decode()} for "
+                                f"{name} ({str(value)[:40]}): the server is broken")
         state = store.imap_state(conn.account.name, name)
         start = state[1] + 1 if state and state[0] == uidvalidity else 1
         if state and state[0] != uidvalidity:
@@ -738,7 +910,8 @@ def plan(conn: _Connection, store: Store, folders: list[str],
             if since is not None:
                 criteria += ["SINCE", since]
             # "n:*" always matches the last message, even below n.
-            folder.uids = sorted(u for u in conn.client.search(criteria) if u >= start)
+            folder.uids = sorted(u for u in conn.client.search(criteria)
+                                 if start <= u <= MAX_UID)
         plans.append(folder)
     return plans
 
