@@ -144,11 +144,15 @@ def import_cmd(obj: Context, paths: tuple[Path, ...], workers: int | None) -> No
         for source in sources:
             progress.update(tasks[id(source)], completed=source.size)
     obj.out.print(summary_line(summary))
-    for origin, reason in summary.error_reasons[:20]:
-        obj.err.print(f"  skipped {origin.source} {origin.folder} {origin.position}: {reason}",
+    lines = [("skipped", *e) for e in summary.error_reasons] + [("cut", *n) for n in summary.notes]
+    for verb, origin, reason in lines[:20]:
+        obj.err.print(f"  {verb} {origin.source} {origin.folder} {origin.position}: {reason}",
                       markup=False, highlight=False, soft_wrap=True)
-    if len(summary.error_reasons) > 20:
-        obj.err.print(f"  … {len(summary.error_reasons) - 20} more in the store's errors table")
+    if len(lines) > 20:
+        obj.err.print(f"  … {len(lines) - 20} more in the store's errors table")
+    if summary.errors and not (summary.imported or summary.duplicates):
+        raise MailnetError("nothing could be read from the input: every message in it was "
+                           "skipped (the reasons are above and in the store's errors table)")
 
 
 @main.command()

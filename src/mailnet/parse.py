@@ -29,7 +29,7 @@ from mailparser.utils import decode_header_part
 
 from mailnet.addresses import is_automated_address, normalise_address
 from mailnet.newtext import extract_new_text
-from mailnet.sources import Origin, RawMessage
+from mailnet.sources import MAX_MESSAGE_BYTES, Origin, RawMessage
 
 
 class ParseError(Exception):
@@ -65,6 +65,7 @@ class ParsedMessage:
     new_text: str
     is_bulk: bool
     content_hash: str
+    note: str = ""  # why only part of the message was read, recorded with the errors
 
     @property
     def parent_id(self) -> str | None:
@@ -283,8 +284,11 @@ def parse_message(raw: RawMessage) -> ParsedMessage:
         list_unsubscribe=list_unsub,
         precedence=precedence,
         auto_submitted=auto,
-        size=len(raw.data),
+        size=len(raw.data) + raw.dropped,
         new_text=new_text,
         is_bulk=_is_bulk(sender, precedence, auto, list_unsub),
         content_hash=content_hash(raw.data),
+        note=(f"{len(raw.data) + raw.dropped:,} bytes, over the {MAX_MESSAGE_BYTES >> 20} MiB "
+              "cap: only its start was read (attachments beyond it skipped)")
+        if raw.dropped else "",
     )
