@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sqlite3
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -44,8 +45,9 @@ from mailnet.errors import MailnetError
 from mailnet.imap import FolderProgress, fetch_account
 from mailnet.imap import summary_line as fetch_summary_line
 from mailnet.ingest import ImportSummary, import_sources, summary_line
+from mailnet.private import write_private
 from mailnet.sources import Source, open_sources
-from mailnet.store import TAGS, Store
+from mailnet.store import TAGS, Store, store_problem
 
 if TYPE_CHECKING:
     from mailnet.classify import IntentModel
@@ -85,11 +87,20 @@ def friendly_errors(func: Any) -> Any:
         except MailnetError as exc:
             click.echo(f"mailnet: error: {exc}", err=True)
             sys.exit(2)
+        except sqlite3.Error as exc:  # the store failed mid-command: damaged or busy
+            click.echo(f"mailnet: error: {store_problem(exc, _store_path())}", err=True)
+            sys.exit(2)
         except KeyboardInterrupt:
             click.echo("mailnet: interrupted; everything committed so far is kept", err=True)
             sys.exit(130)
 
     return wrapper
+
+
+def _store_path() -> Path:
+    """The store the running command uses."""
+    obj = click.get_current_context().obj
+    return obj.db or obj.config().db_path
 
 
 @click.group()
@@ -257,7 +268,7 @@ def write_output(text: str, output: Path | None, out: Console) -> None:
         out.file.write(text)
         return
     try:
-        output.write_text(text, encoding="utf-8")
+        write_private(output, text.encode("utf-8"))
     except OSError as exc:
         raise MailnetError(f"cannot write {output}: {exc.strerror or exc}") from None
     out.print(f"wrote {output}", highlight=False)

@@ -132,14 +132,41 @@ _FOLD = re.compile(r"\r?\n(?=[ \t])")
 _MAILBOX = re.compile(r"[^@\s\"<>()\[\],;:]+@[^@\s\"<>()\[\],;:]+")
 
 
+# Decoding encoded words takes time quadratic in a header's length (64 KB: 0.1 s, 1 MB:
+# half a minute); no real header mailnet reads comes near this.
+MAX_HEADER_CHARS = 16_000
+# Bounds on a message's text, so every later step is bounded too: lxml gives up on HTML over
+# 10 MB (inscriptis then returns nothing), and no one writes a million characters by hand.
+MAX_HTML_CHARS = 4_000_000
+MAX_BODY_CHARS = 1_000_000
+MAX_NEW_TEXT_CHARS = 100_000
+
+
+def _capped(name: str, value: str) -> str:
+    """At most MAX_HEADER_CHARS of a header: the newest end of References, else the start."""
+    if len(value) <= MAX_HEADER_CHARS:
+        return value
+    if name == "references":
+        return value[-MAX_HEADER_CHARS:].split(None, 1)[-1]  # from a whole Message-ID on
+    return value[:MAX_HEADER_CHARS]
+
+
 def _first_headers(msg: email.message.Message) -> dict[str, str]:
-    """Each header's first value as sent, unfolded; raw 8-bit bytes in it read as UTF-8."""
+    """Each header's first value as sent, unfolded and capped; 8-bit bytes read as UTF-8."""
     first: dict[str, str] = {}
     for name, value in msg.raw_items():
         first.setdefault(name.lower(), value)
-    return {name: _FOLD.sub("", value.encode("utf-8", "surrogateescape")
-                             .decode("utf-8", "replace"))
+    return {name: _capped(name, _FOLD.sub("", value.encode("utf-8", "surrogateescape")
+                                          .decode("utf-8", "replace")))
             for name, value in first.items()}
+
+
+def _html_text(html: str) -> str:
+    """HTML as text; a page over the cap is cut before its last tag that fits."""
+    if len(html) > MAX_HTML_CHARS:
+        cut = html.rfind("<", 0, MAX_HTML_CHARS)
+        html = html[:cut if cut > 0 else MAX_HTML_CHARS]
+    return get_text(html)
 
 
 # Decoding is cached: the same list addresses, list headers and senders come back
@@ -192,9 +219,8 @@ def body_text(msg: email.message.Message) -> str:
             continue
         if text := _part_text(part):
             (plain if kind == "text/plain" else html).append(text)
-    if plain:
-        return "\n".join(plain)
-    return "\n".join(get_text(h) for h in html)
+    text = "\n".join(plain) if plain else "\n".join(_html_text(h) for h in html)
+    return text[:MAX_BODY_CHARS]
 
 
 def _unmunged(sender: Address | None, reply_to: list[Address], list_post: str) -> Address | None:
@@ -267,7 +293,7 @@ def parse_message(raw: RawMessage) -> ParsedMessage:
     subject = text("subject")
     date = parse_mail_date(headers.get("date")).value or _received_date(newest_received)
     body = body_text(msg)
-    new_text = extract_new_text(body)
+    new_text = extract_new_text(body)[:MAX_NEW_TEXT_CHARS]
     return ParsedMessage(
         message_id=message_id,
         origin=raw.origin,
