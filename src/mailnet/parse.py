@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import email
 import email.message
+import email.parser
 import email.utils
 import functools
 import hashlib
@@ -137,18 +138,19 @@ _MAILBOX = re.compile(r"[^@\s\"<>()\[\],;:]+@[^@\s\"<>()\[\],;:]+")
 MAX_HEADER_CHARS = 16_000
 # Bounds on a message's text, so every later step is bounded too: lxml gives up on HTML over
 # 10 MB (inscriptis then returns nothing), and no one writes a million characters by hand.
-MAX_HTML_CHARS = 4_000_000
+MAX_HTML_CHARS = 1_000_000
 MAX_BODY_CHARS = 1_000_000
 MAX_NEW_TEXT_CHARS = 100_000
 
 
 def _capped(name: str, value: str) -> str:
-    """At most MAX_HEADER_CHARS of a header: the newest end of References, else the start."""
+    """At most MAX_HEADER_CHARS of a header, in whole words: the newest end of References,
+    else the start."""
     if len(value) <= MAX_HEADER_CHARS:
         return value
     if name == "references":
         return value[-MAX_HEADER_CHARS:].split(None, 1)[-1]  # from a whole Message-ID on
-    return value[:MAX_HEADER_CHARS]
+    return value[:MAX_HEADER_CHARS].rsplit(None, 1)[0]  # up to a whole word
 
 
 def _first_headers(msg: email.message.Message) -> dict[str, str]:
@@ -263,8 +265,13 @@ def parse_message(raw: RawMessage) -> ParsedMessage:
     if not raw.data.strip():
         raise ParseError("empty message")
     slim, newest_received = _slim_headers(raw.data)
+    note = ""
     try:
         msg = email.message_from_bytes(slim)
+    except RecursionError:  # MIME parts nested thousands deep: keep who, when and what about
+        msg = email.parser.BytesParser().parsebytes(slim, headersonly=True)
+        msg.set_payload("")
+        note = "MIME parts nested too deep to read: only its headers were read"
     except Exception as exc:  # the email package raises anything on hostile input
         raise ParseError(f"unreadable MIME structure: {exc}") from None
     if not msg.keys():
@@ -316,5 +323,5 @@ def parse_message(raw: RawMessage) -> ParsedMessage:
         content_hash=content_hash(raw.data),
         note=(f"{len(raw.data) + raw.dropped:,} bytes, over the {MAX_MESSAGE_BYTES >> 20} MiB "
               "cap: only its start was read (attachments beyond it skipped)")
-        if raw.dropped else "",
+        if raw.dropped else note,
     )
