@@ -185,3 +185,10 @@ def _eml(tmp_path: Path, name: str) -> Path:
     path = tmp_path / f"{name}.eml"
     path.write_bytes(make_message(message_id=f"<{name}@x>", text=f"{name}\n"))
     return path
+
+
+def test_a_fetched_message_over_the_cap_is_cut_by_the_parser() -> None:
+    big = make_message(text="kept\n" + "B" * 76 * (MAX_MESSAGE_BYTES // 60))
+    parsed = parse_message(RawMessage(big, Origin("imap", "INBOX", "1")))
+    assert parsed.size == len(big) and parsed.new_text.startswith("kept")
+    assert "cap" in parsed.note

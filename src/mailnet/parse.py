@@ -264,7 +264,9 @@ def parse_message(raw: RawMessage) -> ParsedMessage:
     """Parse one raw message, or raise :class:`ParseError` with the reason."""
     if not raw.data.strip():
         raise ParseError("empty message")
-    slim, newest_received = _slim_headers(raw.data)
+    size = len(raw.data) + raw.dropped
+    # Sources cut a message at the cap as they read it; a fetched one is cut here.
+    slim, newest_received = _slim_headers(raw.data[:MAX_MESSAGE_BYTES])
     note = ""
     try:
         msg = email.message_from_bytes(slim)
@@ -317,11 +319,11 @@ def parse_message(raw: RawMessage) -> ParsedMessage:
         list_unsubscribe=list_unsub,
         precedence=precedence,
         auto_submitted=auto,
-        size=len(raw.data) + raw.dropped,
+        size=size,
         new_text=new_text,
         is_bulk=_is_bulk(sender, precedence, auto, list_unsub),
         content_hash=content_hash(raw.data),
-        note=(f"{len(raw.data) + raw.dropped:,} bytes, over the {MAX_MESSAGE_BYTES >> 20} MiB "
-              "cap: only its start was read (attachments beyond it skipped)")
-        if raw.dropped else note,
+        note=(f"{size:,} bytes, over the {MAX_MESSAGE_BYTES >> 20} MiB cap: only its start "
+              "was read (attachments beyond it skipped)")
+        if size > MAX_MESSAGE_BYTES else note,
     )
