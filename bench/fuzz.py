@@ -372,7 +372,8 @@ def main() -> None:
         count = {k: sum(k in o.problems for o in outcomes) for k in ("hang", "crash", "loss")}
         peak = max(o.peak_mib for o in outcomes)
         print(f"{name:18} {len(outcomes):>6} {count['hang']:>5} {count['crash']:>7} "
-              f"{count['loss']:>6} {peak:>8,.0f} {max(o.seconds for o in outcomes):>6.1f}")
+              f"{count['loss']:>6} {peak:>8,.0f} {max(o.seconds for o in outcomes):>6.1f}",
+              flush=True)
         for o in outcomes:
             for kind, why in o.problems.items():
                 failed = True
