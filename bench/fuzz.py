@@ -26,7 +26,9 @@ import argparse
 import bz2
 import gzip
 import lzma
+import os
 import random
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -328,7 +330,9 @@ def run_case(case: Case, workdir: Path) -> Outcome:
     cmd = [sys.executable, "-m", "mailnet", "--db", str(db), "import", "--workers", "2",
            str(path)]
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # A session of its own, so a hung run is killed with its workers (which hold the pipes).
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
     peak, stop = 0, threading.Event()
 
     def poll() -> None:
@@ -342,7 +346,7 @@ def run_case(case: Case, workdir: Path) -> Outcome:
     try:
         _, err = proc.communicate(timeout=case.budget * 3)
     except subprocess.TimeoutExpired:
-        proc.kill()
+        os.killpg(proc.pid, signal.SIGKILL)
         _, err = proc.communicate()
     seconds = time.perf_counter() - start
     stop.set()
