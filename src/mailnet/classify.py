@@ -45,6 +45,7 @@ from sklearn.preprocessing import normalize
 from sklearn.utils.validation import check_is_fitted
 
 from mailnet.errors import MailnetError
+from mailnet.private import FILE_MODE, private_dir
 from mailnet.store import TAGS, Store
 from mailnet.workers import Workers
 
@@ -561,7 +562,7 @@ def save_model(pipeline: Pipeline, card: dict[str, Any], directory: Path) -> Int
     """
     import skops.io as sio
 
-    directory.mkdir(parents=True, exist_ok=True)
+    private_dir(directory)
     data = sio.dumps(pipeline, compression=zipfile.ZIP_DEFLATED)
     untrusted = set(sio.get_untrusted_types(data=data)) - set(TRUSTED_TYPES)
     if untrusted:  # a type added to the pipeline without adding it to the trusted list
@@ -575,7 +576,7 @@ def save_model(pipeline: Pipeline, card: dict[str, Any], directory: Path) -> Int
     for name, content in files.items():
         with tempfile.NamedTemporaryFile(dir=directory, delete=False, suffix=".part") as tmp:
             tmp.write(content)
-        Path(tmp.name).chmod(0o644)
+        Path(tmp.name).chmod(FILE_MODE)  # a model is learnt from the user's mail
         Path(tmp.name).replace(directory / name)
     return IntentModel(pipeline, card)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sqlite3
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -45,8 +46,9 @@ from mailnet.errors import MailnetError
 from mailnet.imap import FolderProgress, fetch_account
 from mailnet.imap import summary_line as fetch_summary_line
 from mailnet.ingest import ImportSummary, import_sources, summary_line
+from mailnet.private import write_private
 from mailnet.sources import Source, open_sources
-from mailnet.store import TAGS, Store
+from mailnet.store import TAGS, Store, store_problem
 from mailnet.untrusted import clean, text
 
 if TYPE_CHECKING:
@@ -87,11 +89,20 @@ def friendly_errors(func: Any) -> Any:
         except MailnetError as exc:
             click.echo(f"mailnet: error: {exc}", err=True)
             sys.exit(2)
+        except sqlite3.Error as exc:  # the store failed mid-command: damaged or busy
+            click.echo(f"mailnet: error: {store_problem(exc, _store_path())}", err=True)
+            sys.exit(2)
         except KeyboardInterrupt:
             click.echo("mailnet: interrupted; everything committed so far is kept", err=True)
             sys.exit(130)
 
     return wrapper
+
+
+def _store_path() -> Path:
+    """The store the running command uses."""
+    obj = click.get_current_context().obj
+    return obj.db or obj.config().db_path
 
 
 @click.group()
@@ -148,11 +159,15 @@ def import_cmd(obj: Context, paths: tuple[Path, ...], workers: int | None) -> No
         for source in sources:
             progress.update(tasks[id(source)], completed=source.size)
     obj.out.print(summary_line(summary))
-    for origin, reason in summary.error_reasons[:20]:
-        obj.err.print(clean(f"  skipped {origin.source} {origin.folder} {origin.position}: "
+    lines = [("skipped", *e) for e in summary.error_reasons] + [("cut", *n) for n in summary.notes]
+    for verb, origin, reason in lines[:20]:
+        obj.err.print(clean(f"  {verb} {origin.source} {origin.folder} {origin.position}: "
                             f"{reason}"), markup=False, highlight=False, soft_wrap=True)
-    if len(summary.error_reasons) > 20:
-        obj.err.print(f"  … {len(summary.error_reasons) - 20} more in the store's errors table")
+    if len(lines) > 20:
+        obj.err.print(f"  … {len(lines) - 20} more in the store's errors table")
+    if summary.errors and not (summary.imported or summary.duplicates):
+        raise MailnetError("nothing could be read from the input: every message in it was "
+                           "skipped (the reasons are above and in the store's errors table)")
 
 
 @main.command()
@@ -258,7 +273,7 @@ def write_output(text: str, output: Path | None, out: Console) -> None:
         out.file.write(text)
         return
     try:
-        output.write_text(text, encoding="utf-8")
+        write_private(output, text.encode("utf-8"))
     except OSError as exc:
         raise MailnetError(f"cannot write {output}: {exc.strerror or exc}") from None
     out.print(f"wrote {output}", highlight=False)

@@ -35,6 +35,7 @@ class ImportSummary:
     errors: int = 0
     seconds: float = 0.0
     error_reasons: list[tuple[Origin, str]] = field(default_factory=list)
+    notes: list[tuple[Origin, str]] = field(default_factory=list)  # stored, but only in part
 
     @property
     def messages(self) -> int:
@@ -50,6 +51,7 @@ class ImportSummary:
         self.errors += other.errors
         self.seconds += other.seconds
         self.error_reasons += other.error_reasons
+        self.notes += other.notes
         return self
 
 
@@ -68,6 +70,8 @@ def parse_safely(item: RawMessage | _Known) -> ParseResult:
     """Never raises: one bad message must not end the run."""
     if isinstance(item, _Known):
         return item
+    if item.error is not None:
+        return item.origin, item.error
     try:
         return parse_message(item)
     except ParseError as exc:
@@ -138,6 +142,9 @@ def store_results(store: Store, results: Iterable[ParseResult]) -> ImportSummary
     for result in results:
         if isinstance(result, ParsedMessage):
             good.append(result)
+            if result.note:
+                store.add_error(result.origin, result.note)
+                part.notes.append((result.origin, result.note))
         elif isinstance(result, _Known):
             part.duplicates += 1
         else:

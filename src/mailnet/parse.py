@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import email
 import email.message
+import email.parser
 import email.utils
 import functools
 import hashlib
@@ -29,7 +30,7 @@ from mailparser.utils import decode_header_part
 
 from mailnet.addresses import is_automated_address, normalise_address
 from mailnet.newtext import extract_new_text
-from mailnet.sources import Origin, RawMessage
+from mailnet.sources import MAX_MESSAGE_BYTES, Origin, RawMessage
 
 
 class ParseError(Exception):
@@ -65,6 +66,7 @@ class ParsedMessage:
     new_text: str
     is_bulk: bool
     content_hash: str
+    note: str = ""  # why only part of the message was read, recorded with the errors
 
     @property
     def parent_id(self) -> str | None:
@@ -136,14 +138,42 @@ _FOLD = re.compile(r"\r?\n(?=[ \t])")
 _MAILBOX = re.compile(r"[^@\s\"<>()\[\],;:]+@[^@\s\"<>()\[\],;:]+")
 
 
+# Decoding encoded words takes time quadratic in a header's length (64 KB: 0.1 s, 1 MB:
+# half a minute); no real header mailnet reads comes near this.
+MAX_HEADER_CHARS = 16_000
+# Bounds on a message's text, so every later step is bounded too: lxml gives up on HTML over
+# 10 MB (inscriptis then returns nothing), and no one writes a million characters by hand.
+MAX_HTML_CHARS = 1_000_000
+MAX_BODY_CHARS = 1_000_000
+MAX_NEW_TEXT_CHARS = 100_000
+
+
+def _capped(name: str, value: str) -> str:
+    """At most MAX_HEADER_CHARS of a header, in whole words: the newest end of References,
+    else the start."""
+    if len(value) <= MAX_HEADER_CHARS:
+        return value
+    if name == "references":
+        return value[-MAX_HEADER_CHARS:].split(None, 1)[-1]  # from a whole Message-ID on
+    return value[:MAX_HEADER_CHARS].rsplit(None, 1)[0]  # up to a whole word
+
+
 def _first_headers(msg: email.message.Message) -> dict[str, str]:
-    """Each header's first value as sent, unfolded; raw 8-bit bytes in it read as UTF-8."""
+    """Each header's first value as sent, unfolded and capped; 8-bit bytes read as UTF-8."""
     first: dict[str, str] = {}
     for name, value in msg.raw_items():
         first.setdefault(name.lower(), value)
-    return {name: _FOLD.sub("", value.encode("utf-8", "surrogateescape")
-                             .decode("utf-8", "replace"))
+    return {name: _capped(name, _FOLD.sub("", value.encode("utf-8", "surrogateescape")
+                                          .decode("utf-8", "replace")))
             for name, value in first.items()}
+
+
+def _html_text(html: str) -> str:
+    """HTML as text; a page over the cap is cut before its last tag that fits."""
+    if len(html) > MAX_HTML_CHARS:
+        cut = html.rfind("<", 0, MAX_HTML_CHARS)
+        html = html[:cut if cut > 0 else MAX_HTML_CHARS]
+    return get_text(html)
 
 
 # Decoding is cached: the same list addresses, list headers and senders come back
@@ -198,8 +228,10 @@ def body_text(msg: email.message.Message) -> str:
         if text := _part_text(part):
             (plain if kind == "text/plain" else html).append(text)
     if plain and not (html and _says_nothing("\n".join(plain))):
-        return "\n".join(plain)
-    return "\n".join(get_text(h) for h in html)
+        text = "\n".join(plain)
+    else:
+        text = "\n".join(_html_text(h) for h in html)
+    return text[:MAX_BODY_CHARS]
 
 
 # "View this e-mail in your browser" and the like: a plain part that only points at the HTML.
@@ -258,9 +290,16 @@ def parse_message(raw: RawMessage) -> ParsedMessage:
     """Parse one raw message, or raise :class:`ParseError` with the reason."""
     if not raw.data.strip():
         raise ParseError("empty message")
-    slim, newest_received = _slim_headers(raw.data)
+    size = len(raw.data) + raw.dropped
+    # Sources cut a message at the cap as they read it; a fetched one is cut here.
+    slim, newest_received = _slim_headers(raw.data[:MAX_MESSAGE_BYTES])
+    note = ""
     try:
         msg = email.message_from_bytes(slim)
+    except RecursionError:  # MIME parts nested thousands deep: keep who, when and what about
+        msg = email.parser.BytesParser().parsebytes(slim, headersonly=True)
+        msg.set_payload("")
+        note = "MIME parts nested too deep to read: only its headers were read"
     except Exception as exc:  # the email package raises anything on hostile input
         raise ParseError(f"unreadable MIME structure: {exc}") from None
     if not msg.keys():
@@ -289,7 +328,7 @@ def parse_message(raw: RawMessage) -> ParsedMessage:
     subject = text("subject")
     date = parse_mail_date(headers.get("date")).value or _received_date(newest_received)
     body = body_text(msg)
-    new_text = extract_new_text(body)
+    new_text = extract_new_text(body)[:MAX_NEW_TEXT_CHARS]
     return ParsedMessage(
         message_id=message_id,
         origin=raw.origin,
@@ -306,8 +345,11 @@ def parse_message(raw: RawMessage) -> ParsedMessage:
         list_unsubscribe=list_unsub,
         precedence=precedence,
         auto_submitted=auto,
-        size=len(raw.data),
+        size=size,
         new_text=new_text,
         is_bulk=_is_bulk(sender, precedence, auto, list_unsub),
         content_hash=content_hash(raw.data),
+        note=(f"{size:,} bytes, over the {MAX_MESSAGE_BYTES >> 20} MiB cap: only its start "
+              "was read (attachments beyond it skipped)")
+        if size > MAX_MESSAGE_BYTES else note,
     )

@@ -12,6 +12,7 @@ import gzip
 import lzma
 import os
 import re
+import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,10 +34,20 @@ class Origin:
     position: str
 
 
+# A message's bytes beyond this are not read: headers and text parts come first, and
+# holding more (a decompression bomb is one "message" of gigabytes) would not bound memory.
+MAX_MESSAGE_BYTES = 8 << 20
+
+
 @dataclass(frozen=True)
 class RawMessage:
+    """A message's bytes; `dropped` bytes beyond the cap were skipped, unread. A message
+    that could not be read at all has no data and an `error` saying why."""
+
     data: bytes
     origin: Origin
+    dropped: int = 0
+    error: str | None = None
 
 
 class Source(Protocol):
@@ -51,8 +62,11 @@ class Source(Protocol):
 
 _OPENERS = {".gz": gzip.open, ".xz": lzma.open, ".bz2": bz2.open}
 _MBOX_SUFFIXES = (".mbox", ".mbx", ".mbox.gz", ".mbox.xz", ".mbox.bz2")
-# A message ends at a blank line followed by a "From " line.
-_SEPARATOR = re.compile(rb"\n\r?\n(?=From )")
+# A message starts at every line that begins with "From " (mboxrd, and Python's mailbox):
+# writers escape such lines in bodies, and not all of them put a blank line before it.
+_FROM_LINE = re.compile(rb"\nFrom ")
+# What a damaged .gz/.xz/.bz2 raises part-way through.
+_DAMAGE = (EOFError, OSError, lzma.LZMAError, zlib.error)
 # mboxo/mboxrd escape "From " at a line start with ">" when writing.
 _ESCAPED_FROM = re.compile(rb"^>(>*From )", re.M)
 
@@ -119,25 +133,75 @@ class MboxSource:
             fh.close()
 
     def _split(self, fh: BinaryIO) -> Iterator[RawMessage]:
+        """Messages in file order. Each chunk read is searched once (a search of the whole
+        pending buffer per chunk was quadratic on one huge message), and only the first
+        :data:`MAX_MESSAGE_BYTES` of a message are kept."""
+        message = _Pending()
         index = 0
-        pending = b""
+        # read1: a decompressor's output step by step, so damage loses only its own step.
+        read = getattr(fh, "read1", fh.read)
+        tail = b""  # the end of the last chunk, where a "\nFrom " may have been cut
+        cr_only: bool | None = None
         while True:
-            chunk = fh.read(1 << 22)
-            pieces = _SEPARATOR.split(pending + chunk)
-            # Until the end of the file the last piece may be cut mid-message.
-            pending = pieces.pop() if chunk else b""
-            for piece in pieces:
-                if piece.startswith(b"From "):
-                    piece = piece[piece.find(b"\n") + 1:] if b"\n" in piece else b""
-                if not piece.strip():
-                    continue
-                if b">From " in piece:
-                    piece = _ESCAPED_FROM.sub(rb"\1", piece)
-                yield RawMessage(piece.rstrip(b"\r\n") + b"\n",
-                                 Origin(self.name, self.folder, f"#{index}"))
-                index += 1
-            if not chunk:
+            try:
+                chunk = read(1 << 22)
+            except _DAMAGE as exc:
+                yield self._damaged(index, exc)
                 return
+            if cr_only is None and chunk:  # old Mac mail: lines end in CR alone
+                cr_only = b"\n" not in chunk and b"\r" in chunk
+            if cr_only:
+                chunk = chunk.replace(b"\r", b"\n")
+            data = tail + chunk
+            start = 0
+            for match in _FROM_LINE.finditer(data):
+                message.add(data[start:match.start() + 1])
+                if raw := message.finish(Origin(self.name, self.folder, f"#{index}")):
+                    yield raw
+                    index += 1
+                start = match.start() + 1
+            keep = max(start, len(data) - 5) if chunk else len(data)
+            message.add(data[start:keep])
+            tail = data[keep:]
+            if not chunk:
+                if raw := message.finish(Origin(self.name, self.folder, f"#{index}")):
+                    yield raw
+                return
+
+    def _damaged(self, index: int, exc: BaseException) -> RawMessage:
+        """The error that ends a damaged archive: what was read before it is kept."""
+        reason = (f"damaged archive ({type(exc).__name__}: {exc}) after "
+                  f"{self.consumed:,} bytes: message #{index} and everything after it "
+                  f"cannot be read; the {index:,} messages before it are kept")
+        return RawMessage(b"", Origin(self.name, self.folder, f"#{index}"), error=reason)
+
+
+class _Pending:
+    """The message being read from an mbox, up to the byte cap."""
+
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
+        self.size = 0
+        self.dropped = 0
+
+    def add(self, data: bytes) -> None:
+        room = MAX_MESSAGE_BYTES - self.size
+        if room > 0:
+            self.parts.append(data[:room])
+            self.size += min(room, len(data))
+        self.dropped += max(0, len(data) - max(room, 0))
+
+    def finish(self, origin: Origin) -> RawMessage | None:
+        """The message read so far (None for the blank space before the first one); resets."""
+        piece, dropped = b"".join(self.parts), self.dropped
+        self.parts, self.size, self.dropped = [], 0, 0
+        if piece.startswith(b"From "):
+            piece = piece[piece.find(b"\n") + 1:] if b"\n" in piece else b""
+        if not piece.strip() and not dropped:
+            return None
+        if b">From " in piece:
+            piece = _ESCAPED_FROM.sub(rb"\1", piece)
+        return RawMessage(piece.rstrip(b"\r\n") + b"\n", origin, dropped)
 
 
 class FileSource:
@@ -152,9 +216,12 @@ class FileSource:
     def __iter__(self) -> Iterator[RawMessage]:
         self.consumed = 0
         for path, folder in self.files:
-            data = path.read_bytes()
-            self.consumed += len(data)
-            yield RawMessage(data, Origin(self.name, folder, str(path)))
+            with open(path, "rb") as fh:
+                data = fh.read(MAX_MESSAGE_BYTES)
+            size = path.stat().st_size
+            self.consumed += size
+            yield RawMessage(data, Origin(self.name, folder, str(path)),
+                             max(0, size - len(data)))
 
 
 def _is_maildir(path: Path) -> bool:
@@ -174,14 +241,25 @@ def _maildir_files(root: Path) -> list[tuple[Path, str]]:
 
 
 def _looks_like_mbox(path: Path) -> bool:
-    if path.name.lower().endswith(_MBOX_SUFFIXES):
-        return True
+    """Whether `path` is an mbox: it starts with a "From " line, or it is empty and named
+    like one. A file named like one that is not one is a :class:`SourceError` saying why."""
+    named = path.name.lower().endswith(_MBOX_SUFFIXES)
     opener = _OPENERS.get(path.suffix)
+    head = b""
     try:
         with (opener or open)(path, "rb") as fh:
-            return fh.read(5) == b"From "
-    except (OSError, EOFError, lzma.LZMAError):
+            while len(head) < 4096 and (step := fh.read1(4096)):
+                head += step
+    except _DAMAGE as exc:
+        if named and not head:
+            raise SourceError(f"{path}: damaged archive, nothing in it can be read "
+                              f"({type(exc).__name__}: {exc})") from None
         return False
+    if head.lstrip().startswith(b"From ") or (named and not head.strip()):
+        return True
+    if named:
+        raise SourceError(f'{path}: not an mbox file (it does not start with a "From " line)')
+    return False
 
 
 def _looks_like_message(path: Path) -> bool:

@@ -8,7 +8,10 @@ while two different messages that happen to share a Message-ID are both kept.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sqlite3
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -16,6 +19,7 @@ from pathlib import Path
 
 from mailnet.errors import MailnetError
 from mailnet.parse import ParsedMessage
+from mailnet.private import private_dir, private_file, write_private
 from mailnet.sources import Origin
 from mailnet.threads import ThreadRow, infer_parents, normalise_subject
 
@@ -121,6 +125,37 @@ _MIGRATIONS: list[str] = [
 _THREAD_MIGRATION = 5
 
 SCHEMA_VERSION = len(_MIGRATIONS)
+# How long a write waits for another process's write to end before the store counts as busy.
+BUSY_SECONDS = 30.0
+OWNER_SUFFIX = ".owner"  # beside the store: pid and command of the mailnet that opened it
+_SIDE_FILES = ("-wal", "-shm", "-journal")
+
+
+def _owner_pid(owner: Path) -> int | None:
+    """The pid in an owner file if that process is still running."""
+    try:
+        pid = int(owner.read_text().split()[0])
+        os.kill(pid, 0)
+    except (OSError, ValueError, IndexError):
+        return None
+    return pid
+
+
+def store_problem(exc: sqlite3.Error, path: Path) -> StoreError:
+    """What an SQLite error means for the user of the store at `path`, in one line."""
+    text = str(exc)
+    if "locked" in text or "busy" in text:
+        owner = path.with_name(path.name + OWNER_SUFFIX)
+        who = ""
+        if (pid := _owner_pid(owner)) is not None and pid != os.getpid():
+            command = owner.read_text().split(None, 1)[1:] or [""]
+            who = f" by mailnet {command[0].strip()} (pid {pid})".replace("  ", " ")
+        return StoreError(f"the store {path} is busy: it has been held{who} for over "
+                          f"{BUSY_SECONDS:.0f} s; try again when that run has finished")
+    if type(exc) is sqlite3.DatabaseError or "malformed" in text or "not a database" in text:
+        return StoreError(f"the store {path} is damaged ({text}): restore it from a backup, "
+                          "or move it away and import your mail again")
+    return StoreError(f"cannot use store {path}: {text}")
 TAGS = ("request", "offer", "thanks", "sales")
 
 
@@ -139,18 +174,45 @@ class Store:
             # A read command on a mistyped --db must not leave an empty store behind.
             raise StoreError(f"no store at {path}: make one with `mailnet import PATH` "
                              "or `mailnet fetch` (or pass --db to the right file)")
+        self._owner: Path | None = None
         try:
             if str(path) != ":memory:":
-                self.path.parent.mkdir(parents=True, exist_ok=True)
+                private_dir(self.path.parent)
+                private_file(self.path)  # SQLite gives its -wal and -shm files the same mode
+                for extra in _SIDE_FILES:
+                    if (side := self.path.with_name(self.path.name + extra)).exists():
+                        private_file(side)
+                self._claim()
             # The ingest pipeline checks for known messages from the pool's feeder thread;
             # SQLite is built serialized (sqlite3.threadsafety == 3), so sharing is safe.
-            self.db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+            self.db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False,
+                                      timeout=BUSY_SECONDS)
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.execute("PRAGMA foreign_keys=ON")
             self._migrate()
-        except (OSError, sqlite3.Error) as exc:
+        except sqlite3.DatabaseError as exc:
+            self._release()
+            raise store_problem(exc, self.path) from None
+        except OSError as exc:
+            self._release()
             raise StoreError(f"cannot open store {path}: {exc}") from None
+
+    def _claim(self) -> None:
+        """Leave this process's pid and command beside the store, so a run that finds the
+        store busy can say who holds it; a file left by a process that is gone is replaced."""
+        owner = self.path.with_name(self.path.name + OWNER_SUFFIX)
+        if _owner_pid(owner) is None:
+            with contextlib.suppress(OSError):
+                write_private(owner, f"{os.getpid()} {' '.join(sys.argv[1:])}\n".encode())
+                self._owner = owner
+
+    def _release(self) -> None:
+        if self._owner is not None:
+            with contextlib.suppress(OSError):
+                if _owner_pid(self._owner) == os.getpid():
+                    self._owner.unlink()
+            self._owner = None
 
     def __enter__(self) -> Store:
         return self
@@ -160,6 +222,7 @@ class Store:
 
     def close(self) -> None:
         self.db.close()
+        self._release()
 
     def _migrate(self) -> None:
         version = self.db.execute("PRAGMA user_version").fetchone()[0]
