@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import lzma
+import os
 import shutil
 import subprocess
 import sys
@@ -10,7 +11,9 @@ import threading
 import time
 from pathlib import Path
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+# ../shared beside the checkout; MAILNET_SHARED points elsewhere (a git worktree).
+SHARED = Path(os.environ.get("MAILNET_SHARED",
+                             Path(__file__).resolve().parents[1].parent / "shared"))
 
 
 def corpus(name: str, workdir: Path) -> Path:

@@ -19,7 +19,9 @@ from click.testing import CliRunner, Result
 
 from mailnet.cli import main
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+# ../shared next to the checkout; MAILNET_SHARED points elsewhere (a git worktree).
+SHARED = Path(os.environ.get("MAILNET_SHARED",
+                             Path(__file__).resolve().parents[1].parent / "shared"))
 CORPORA = SHARED / "corpora"
 
 

@@ -31,7 +31,7 @@ def run(*args: str, db: Path | None = None, config: Path | None = None) -> Resul
 def report_json(db: Path, *args: str, config: Path | None = None) -> list[dict]:
     result = run("report", *AS_OF, "--format", "json", *args, db=db, config=config)
     assert result.exit_code == 0, result.output
-    return json.loads(result.stdout)
+    return json.loads(result.stdout)["contacts"]
 
 
 def flagged(rows: list[dict]) -> dict[str, set[str]]:

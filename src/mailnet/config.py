@@ -99,6 +99,10 @@ class PatternSettings:
     lost_touch_min_days: float = 60.0
     ally_min_each: int = 1
     ally_min_reply_rate: float = 0.5
+    broadcast_recipients: int = 5
+    coverage_min_messages: int = 1
+    coverage_min_share: float = 0.15
+    stale_after_days: float = 30.0
     prune: tuple[str, ...] = (
         "only_asks", "gives_more", "never_thanks", "vanishes", "only_sales",
         "ignores_you", "surfaces_in_need",

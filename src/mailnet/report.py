@@ -55,7 +55,9 @@ def records(ledger: Ledger, rows: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 def to_json(ledger: Ledger, rows: pd.DataFrame) -> str:
-    return json.dumps(records(ledger, rows), ensure_ascii=False, indent=2) + "\n"
+    """The period judged (what the mailbox can see) and one object per contact."""
+    return json.dumps({"period": ledger.coverage.record(), "contacts": records(ledger, rows)},
+                      ensure_ascii=False, indent=2) + "\n"
 
 
 def flat(ledger: Ledger, rows: pd.DataFrame) -> pd.DataFrame:
@@ -93,7 +95,7 @@ def terminal_table(ledger: Ledger, rows: pd.DataFrame) -> RenderableType:
     """Who gives and who takes, most taking first (them / you in each pair), then the reasons."""
     table = Table(title=f"Reciprocity, {ledger.window.describe()} (them / you)",
                   header_style="bold", caption="±: imbalance, their asks and your gives "
-                  "minus their gives and your asks")
+                  f"minus their gives and your asks\n{ledger.coverage.describe()}")
     table.add_column("contact · flags", overflow="fold", min_width=20)
     for name in ("±", "msgs", "asks", "gives", "thanks", "replies", "silent"):
         table.add_column(name, justify="right", no_wrap=True)
@@ -162,7 +164,8 @@ def contact_view(ledger: Ledger, contact: str) -> RenderableType:
     ):
         facts.add_row(label, value)
     title = f"{r['name']} <{contact}>" if r["name"] else contact
-    parts: list[RenderableType] = [Panel(facts, title=title, subtitle=ledger.window.describe())]
+    parts: list[RenderableType] = [Panel(facts, title=title, subtitle=ledger.window.describe()),
+                                   Text(ledger.coverage.describe(), style="dim")]
     for f in ledger.flags.get(contact, []):
         parts.append(Panel(Group(Text(f.reason), _evidence_table(f.evidence)),
                            title=Text(f.label, style=_style(f.pattern)), title_align="left"))
@@ -190,6 +193,7 @@ def timeline_events(ledger: Ledger, contact: str, asks_and_gives: bool = True) -
 def contact_record(ledger: Ledger, contact: str) -> dict[str, Any]:
     """One contact as JSON: the report's object plus the timeline."""
     record = records(ledger, ledger.table.loc[[contact]])[0]
+    record["period"] = ledger.coverage.record()
     record["timeline"] = [{"date": plain(e.date), "direction": "from_me" if e.mine else "to_me",
                            "tags": e.tags, "subject": e.subject}
                           for e in timeline_events(ledger, contact, False).itertuples()]
@@ -264,6 +268,7 @@ def to_html(ledger: Ledger, rows: pd.DataFrame) -> str:
     cards = [{"contact": c, "name": rows.loc[c, "name"], "kind": rows.loc[c, "kind"],
               "row": rows.loc[c], "flags": ledger.flags[c], "timeline": timeline_chart(ledger, c)}
              for c in rows.index if ledger.flags.get(c)]
-    return template.render(window=ledger.window.describe(), rows=rows, cards=cards,
+    return template.render(window=ledger.window.describe(), coverage=ledger.coverage.describe(),
+                           rows=rows, cards=cards,
                            chart=summary_chart(rows), labels=LABELS, negative=NEGATIVE,
                            colours=TAG_COLOURS, when=_when, rate=_rate)
