@@ -133,7 +133,8 @@ def exchanges(store: Store, config: Config) -> Exchanges:
 _BULK_NAME = re.compile(
     r"(announce|newsletter|digest|bulletin|notif|alert|mailer|bounce|reply|confirm|order|"
     r"update|news|info|admin|messaging|broadcast|^dl-|^all[._-]|everyone|team|service|"
-    r"support|help|webmaster|report|subscri|list|office|event|promo)",
+    r"support|help|webmaster|report|subscri|list|office|event|promo|deals|feedback|members|"
+    r"customer|sales|marketing|offers|specials|rewards)",
     re.IGNORECASE)
 MASS_SHARE = 0.5  # a one-way sender whose mail mostly went to many, or not to me in To
 

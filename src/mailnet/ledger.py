@@ -381,6 +381,7 @@ def _aggregate(events: pd.DataFrame, list_addresses: frozenset[str],
             theirs["contact"]).sum()
         t[f"my_{PLURAL[tag]}"] = (mine[tag] & mine["counts"]).groupby(mine["contact"]).sum()
     t["addressed"] = mine["counts"].groupby(mine["contact"]).sum()
+    t["direct_from_them"] = theirs["counts"].groupby(theirs["contact"]).sum()
     t["threads_they_started"] = theirs[theirs["parent_id"].isna()].groupby("contact").size()
     t["threads_i_started"] = mine[mine["parent_id"].isna()].groupby("contact").size()
     t = t.fillna(0).astype(int)
@@ -414,6 +415,20 @@ def _aggregate(events: pd.DataFrame, list_addresses: frozenset[str],
                     "my_reply_days": 2, "typical_gap_days": 1, "silence_days": 1})
 
 
+def _mutual(t: pd.DataFrame, s: PatternSettings, threaded: bool) -> pd.Series:
+    """The business-mail ally, where thanks are rare: one of the owner's main one-to-one
+    correspondents (a share of the busiest one's exchange), writing both ways, with
+    help given; and, when the store links replies at all, answering."""
+    direct = t["addressed"] + t["direct_from_them"]
+    mutual = (direct >= s.ally_exchange_share * direct.max()) \
+        & (t[["addressed", "direct_from_them"]].min(axis=1) >= s.ally_min_direct) \
+        & (t["their_offers"] + t["my_offers"] >= s.ally_min_each)
+    if threaded:
+        mutual &= (t["their_reply_rate"].fillna(0) >= s.ally_min_reply_rate) \
+            | (t["my_reply_rate"].fillna(0) >= s.ally_min_reply_rate)
+    return mutual
+
+
 def _flags(store: Store, t: pd.DataFrame, events: pd.DataFrame, msgs: pd.DataFrame,
            s: PatternSettings, end: pd.Timestamp) -> dict[str, list[Flag]]:
     """Test every pattern on every eligible contact at once, then explain the flagged ones."""
@@ -421,12 +436,11 @@ def _flags(store: Store, t: pd.DataFrame, events: pd.DataFrame, msgs: pd.DataFra
     # on Cc (never written to in To, never writing) is not judged at all.
     eligible = (t["kind"] == "person") & (t["from_them"] + t["to_them"] >= s.min_messages) \
         & ((t["from_them"] > 0) | (t["addressed"] > 0))
-    # ... except that a bulk sender can be seen to send nothing but pitches.
-    pitching = (t["kind"] == "bulk") & (t["from_them"] + t["to_them"] >= s.min_messages)
-    judged = t.index[eligible | pitching]
+    judged = t.index[eligible]
     theirs = events[~events["mine"] & events["contact"].isin(judged)]
     mine = events[events["mine"] & events["contact"].isin(judged)]
     n = t["from_them"].clip(lower=1)
+    threaded = bool(msgs["parent_id"].notna().any())
 
     # vanishes: their requests I answered, after which they wrote nothing more in that thread
     helped = theirs[theirs["request"] & theirs["counts"] & theirs["replied"]
@@ -465,12 +479,14 @@ def _flags(store: Store, t: pd.DataFrame, events: pd.DataFrame, msgs: pd.DataFra
         "surfaces_in_need": (t["resurfaced_asking"] >= s.resurface_min)
         & (t["resurfaced_asking"] >= s.resurface_request_share * t["resurfaced"]),
         "lost_touch": (t["from_them"] >= s.lost_touch_min_messages)
+        & (t[["addressed", "direct_from_them"]].min(axis=1) >= s.lost_touch_min_direct)
         & (t["silence_days"] >= s.lost_touch_min_days)
         & (t["silence_days"] >= s.lost_touch_factor * t["typical_gap_days"]),
-        "ally": (t[["their_requests", "my_requests", "their_offers", "my_offers",
-                    "their_thanks", "my_thanks"]] >= each).all(axis=1)
-        & (t["their_reply_rate"] >= s.ally_min_reply_rate)
-        & (t["my_reply_rate"] >= s.ally_min_reply_rate),
+        "ally": ((t[["their_requests", "my_requests", "their_offers", "my_offers",
+                     "their_thanks", "my_thanks"]] >= each).all(axis=1)
+                 & (t["their_reply_rate"] >= s.ally_min_reply_rate)
+                 & (t["my_reply_rate"] >= s.ally_min_reply_rate))
+        | _mutual(t, s, threaded),
     }
     # An ally is mutual: anyone who also takes more than gives in some way is not one.
     masks["ally"] &= ~pd.concat([masks[p] for p in NEGATIVE], axis=1).any(axis=1)
@@ -488,8 +504,7 @@ def _flags(store: Store, t: pd.DataFrame, events: pd.DataFrame, msgs: pd.DataFra
     }
     chosen: dict[str, tuple[pd.Index, list[dict]]] = {}
     for pattern in PATTERNS:
-        allowed = eligible | pitching if pattern == "only_sales" else eligible
-        who = t.index[allowed & masks[pattern].fillna(False)]
+        who = t.index[eligible & masks[pattern].fillna(False)]
         rows = proof[pattern][0]
         rows = rows[rows["contact"].isin(who)].iloc[::-1].groupby("contact").head(s.max_evidence)
         chosen[pattern] = (who, rows.to_dict("records"))
@@ -597,9 +612,23 @@ def select(ledger: Ledger, *, patterns: tuple[str, ...] = (), contact: str | Non
     return rows.head(limit) if limit is not None else rows
 
 
+def bulk_pitches(ledger: Ledger) -> pd.Series:
+    """Per contact: a bulk sender from outside my own domains whose mail is nearly all
+    pitches (my organisation's announcements are not, whatever their wording)."""
+    t, events = ledger.table, ledger.events
+    theirs = events[~events["mine"]]
+    pitches = theirs.groupby("contact")["sales"].mean().reindex(t.index, fill_value=0)
+    mine = set(events.loc[events["mine"], "from_addr"].str.rpartition("@")[2])
+    outside = ~pd.Series(t.index, index=t.index).str.rpartition("@")[2].isin(mine)
+    return (t["kind"] == "bulk") & (pitches >= ledger.settings.only_sales_share) & outside
+
+
 def prune_candidates(ledger: Ledger) -> pd.DataFrame:
-    """Contacts showing a pattern listed in `[patterns] prune`, allies excepted."""
+    """Contacts showing a pattern listed in `[patterns] prune`, allies excepted; and, when
+    `only_sales` is listed, bulk senders whose mail is nearly all pitches."""
     prune = set(ledger.settings.prune)
     t = ledger.table
     keep = t["flags"].map(lambda f: bool(prune & set(f.split())) and "ally" not in f.split())
+    if "only_sales" in prune:
+        keep |= bulk_pitches(ledger)
     return t[keep.astype(bool)]

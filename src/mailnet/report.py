@@ -23,7 +23,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from mailnet.ledger import COLUMNS, LABELS, NEGATIVE, Evidence, Flag, Ledger
+from mailnet.ledger import COLUMNS, LABELS, NEGATIVE, Evidence, Flag, Ledger, bulk_pitches
 from mailnet.output import plain, to_csv
 
 TAG_COLOURS = {"request": "#d1495b", "offer": "#2e933c", "thanks": "#3c6fd8",
@@ -63,8 +63,11 @@ def to_json(ledger: Ledger, rows: pd.DataFrame) -> str:
 def flat(ledger: Ledger, rows: pd.DataFrame) -> pd.DataFrame:
     """One CSV row per contact: the ledger columns, then each flag's reason."""
     frame = rows.reset_index()[COLUMNS]
-    frame["reasons"] = ["; ".join(f"{f.pattern}: {f.reason}" for f in ledger.flags.get(c, []))
-                        for c in rows.index]
+    pitching = bulk_pitches(ledger)
+    frame["reasons"] = [
+        "; ".join(f"{f.pattern}: {f.reason}" for f in ledger.flags.get(c, []))
+        or ("bulk: nearly all their mail is sales pitches" if pitching.get(c) else "")
+        for c in rows.index]
     return frame
 
 
