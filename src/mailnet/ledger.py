@@ -303,6 +303,20 @@ def _days(delta: pd.Series) -> pd.Series:
     return delta.dt.total_seconds() / 86400
 
 
+def _thanked_gifts(msgs: pd.DataFrame) -> None:
+    """A message the other side answers with thanks gave something: it counts as an
+    offer (a gift opens a thread with no ask in it, which a text model reads as
+    little), and the thank-you answering it is not a second gift. Any parent link
+    counts, from reply headers or inferred at import."""
+    first_id = pd.Series(msgs.index, index=msgs["message_id"]).groupby(level=0).first()
+    thanks = msgs[msgs["thanks"] & msgs["parent_id"].notna()]
+    parents = thanks["parent_id"].map(first_id).dropna().astype(int)
+    other = thanks.loc[parents.index, "from_addr"].to_numpy() \
+        != msgs.loc[parents.to_numpy(), "from_addr"].to_numpy()
+    msgs.loc[parents[other].unique(), "offer"] = True
+    msgs.loc[parents.index[other], "offer"] = False
+
+
 def _questions(store: Store, index: pd.Index) -> pd.Series:
     """Whether each message's own text asks a question."""
     asks = pd.read_sql_query("SELECT id, instr(new_text, '?') > 0 AS q FROM messages",
@@ -324,6 +338,7 @@ def build_ledger(store: Store, config: Config, window: Window | None = None,
     ex = exchanges(store, config)
     msgs = ex.messages
     msgs = msgs.join(_tags(store, msgs.index))
+    _thanked_gifts(msgs)
     msgs["question"] = _questions(store, msgs.index)
     msgs["root"] = _thread_roots(msgs)
     window, reason = _resolve_now(window, msgs, settings)
@@ -363,8 +378,10 @@ def build_ledger(store: Store, config: Config, window: Window | None = None,
             judged["kind"] = table["kind"].reindex(judged.index)
             flags = _flags(store, judged, inside, msgs_in, settings, stop)
     table["flags"] = [" ".join(f.pattern for f in flags.get(c, [])) for c in table.index]
-    table = table.sort_values(["imbalance", "from_them", "contact"],
-                              ascending=[False, False, True], kind="stable")
+    # Most taking first: anyone showing a pattern of taking, then by imbalance.
+    table["takes"] = table["flags"].map(lambda f: bool(NEGATIVE & set(f.split())))
+    table = table.sort_values(["takes", "imbalance", "from_them", "contact"],
+                              ascending=[False, False, False, True], kind="stable")
     return Ledger(table[COLUMNS[1:]], flags, events, window, settings, coverage)
 
 
