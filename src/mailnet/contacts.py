@@ -6,6 +6,7 @@ Computed from the store at read time, not at import, so a change to
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 
@@ -27,10 +28,18 @@ def sent_folders(store: Store, config: Config) -> set[tuple[str, str]]:
     return {(s, f) for s, f in pairs if (s, f) in by_role or config.identity.is_sent_folder(f)}
 
 
+def _name_key(name: str) -> str:
+    """A display name compared without case, quotes or extra spaces; "" if it is too
+    short (one word) to tell a person apart."""
+    words = name.replace('"', " ").replace("'", " ").casefold().split()
+    return " ".join(words) if len(words) >= 2 else ""
+
+
 def my_addresses(store: Store, config: Config,
                  sent: set[tuple[str, str]] | None = None) -> frozenset[str]:
-    """The configured addresses plus every address that sent from a Sent folder
-    (`sent`: :func:`sent_folders`, when the caller has it already)."""
+    """The configured addresses, every address that sent from a Sent folder (`sent`:
+    :func:`sent_folders`, when the caller has it already; an assistant writing from my
+    Sent folder writes as me), and any address that sends under my display name."""
     found: set[str] = set(config.identity.addresses)
     sent = sent_folders(store, config) if sent is None else sent
     if sent:
@@ -39,6 +48,10 @@ def my_addresses(store: Store, config: Config,
             f"SELECT DISTINCT from_addr FROM messages WHERE (source, folder) IN (VALUES {pairs})",
             [v for pair in sent for v in pair])
         found.update(a for (a,) in rows if a)
+    names = store.db.execute("SELECT DISTINCT from_name, from_addr FROM messages "
+                             "WHERE from_name != ''").fetchall()
+    mine = {_name_key(n) for n, a in names if a in found} - {""}
+    found.update(a for n, a in names if _name_key(n) in mine)
     return frozenset(config.canonical(a) for a in found)
 
 
@@ -137,6 +150,21 @@ _BULK_NAME = re.compile(
     r"customer|sales|marketing|offers|specials|rewards)",
     re.IGNORECASE)
 MASS_SHARE = 0.5  # a one-way sender whose mail mostly went to many, or not to me in To
+
+
+def suggest_aliases(ex: Exchanges) -> str:
+    """Likely merges as an `[aliases]` table to paste into the config: one display name
+    sending from several addresses (the busiest address first). Nothing is merged."""
+    msgs = ex.messages[~ex.messages["from_me"] & (ex.messages["from_addr"] != "")]
+    named = msgs.assign(key=msgs["from_name"].map(_name_key))
+    named = named[named["key"] != ""]
+    counts = named.groupby(["key", "from_addr"]).size().reset_index(name="n")
+    lines = []
+    for _, group in counts.sort_values(["key", "n"], ascending=[True, False]).groupby("key"):
+        if len(group) > 1:
+            first, *others = group["from_addr"]
+            lines.append(f"{json.dumps(first)} = [{', '.join(json.dumps(o) for o in others)}]")
+    return "[aliases]\n" + "".join(f"{line}\n" for line in lines) if lines else ""
 
 
 def contact_kind(address: str, bulk_share: float, list_addresses: frozenset[str],

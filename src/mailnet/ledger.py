@@ -367,6 +367,9 @@ def build_ledger(store: Store, config: Config, window: Window | None = None,
         & ~events["sales"] & ~events["subject"].str.contains(_FORWARD, case=False) \
         & (events["date"] <= end - pd.Timedelta(days=settings.reply_grace_days))
     coverage, both = _coverage(msgs_in, window, reason, settings)
+    if msgs_in["parent_id"].isna().all():
+        coverage = replace(coverage, note="; ".join(filter(None, [
+            coverage.note, "no message is linked to the one it answers: replies are not judged"])))
     table = _aggregate(events, ex.list_addresses, end, settings)
     flags: dict[str, list[Flag]] = {}
     if coverage.judged:
@@ -505,6 +508,9 @@ def _flags(store: Store, t: pd.DataFrame, events: pd.DataFrame, msgs: pd.DataFra
                  & (t["my_reply_rate"] >= s.ally_min_reply_rate))
         | _mutual(t, s, threaded),
     }
+    if not threaded:  # no message links to another: no reply can be seen, nor its absence
+        for pattern in ("ignores_you", "vanishes"):
+            masks[pattern] = pd.Series(False, index=t.index)
     # An ally is mutual: anyone who also takes more than gives in some way is not one.
     masks["ally"] &= ~pd.concat([masks[p] for p in NEGATIVE], axis=1).any(axis=1)
     # Which messages prove each pattern, newest first.
