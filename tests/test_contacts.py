@@ -102,8 +102,9 @@ def test_my_display_name_from_another_address_is_me(tmp_path: Path) -> None:
 def test_suggest_aliases_prints_merges_to_paste_and_merges_nothing(cli, tmp_path: Path) -> None:
     mails = tmp_path / "mail"
     mails.mkdir()
-    for n, sender in enumerate(["Dana Okafor <dana@work.example>", "Dana Okafor <dana@work.example>",
-                                "dana okafor <dana.o@home.example>", "Bo <bo@x.org>"]):
+    senders = ["Dana Okafor <dana@work.example>", "Dana Okafor <dana@work.example>",
+               "dana okafor <dana.o@home.example>", "Bo <bo@x.org>"]
+    for n, sender in enumerate(senders):
         (mails / f"{n}.eml").write_bytes(make_message(sender, ME, message_id=f"<m{n}@x>"))
     assert cli("import", str(mails)).exit_code == 0
     out = cli("contacts", "--suggest-aliases").output

@@ -1,4 +1,4 @@
-"""What the mailbox can see: judged months, the archive's "now", who is asked, who is only copied."""
+"""What the mailbox can see: judged months, the archive's "now", who is asked, who is copied."""
 
 from __future__ import annotations
 
