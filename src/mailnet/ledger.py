@@ -586,6 +586,11 @@ def _reason(pattern: str, r: SimpleNamespace, s: PatternSettings, rows: list[dic
         return (f"wrote {r.from_them} times, usually every {r.typical_gap_days:.0f} days; "
                 f"silent for {r.silence_days:.0f} days "
                 f"({r.silence_days / max(r.typical_gap_days, 1):.0f}× their usual gap)")
+    if min(r.their_thanks, r.my_thanks) < s.ally_min_each or not (
+            min(r.their_reply_rate, r.my_reply_rate) >= s.ally_min_reply_rate):
+        return (f"one of your main one-to-one correspondents: {r.direct_from_them} messages "
+                f"from them, {r.addressed} from you; they gave {r.their_offers} times, you "
+                f"{r.my_offers}; asks {r.their_requests} / {r.my_requests}")
     return (f"both ask ({r.their_requests} / {r.my_requests}), both give ({r.their_offers} / "
             f"{r.my_offers}), both thank ({r.their_thanks} / {r.my_thanks}); they answer "
             f"{r.their_reply_rate:.0%} of your messages, you {r.my_reply_rate:.0%} of theirs")
