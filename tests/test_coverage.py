@@ -96,3 +96,26 @@ def test_only_a_one_to_one_ask_calls_for_an_answer(cli, tmp_path) -> None:
     assert flags["cy@corp.example"] == set()  # only ever copied: not judged
     assert "ignores_you" not in flags["di@corp.example"]  # the broadcast asked nobody
     assert rows["di@corp.example"]["my_requests"] == 0
+
+
+def test_an_assistant_writing_from_my_sent_folder_is_me_shown_as_them(cli, tmp_path) -> None:
+    root = tmp_path / "mail"
+    write(root / "Sent", "a", make_message(ME, "Ann <ann@corp.example>", subject="Plan",
+                                           text="Could you send the plan?\n", message_id="<a@x>",
+                                           date=START))
+    write(root / "Sent", "b", make_message("Kim Assistant <kim@corp.example>",
+                                           "Ann <ann@corp.example>", subject="Plan, for Sam",
+                                           text="Here is the agenda Sam promised.\n",
+                                           message_id="<b@x>", date=START + timedelta(1)))
+    write(root / "INBOX", "c", make_message("Ann <ann@corp.example>", ME, subject="Re: Plan",
+                                            text="Here it is.\n", message_id="<c@x>",
+                                            date=START + timedelta(2)))
+    config = tmp_path / "config.toml"
+    config.write_text('[identity]\naddresses = ["sam@rivera.example"]\n', encoding="utf-8")
+    assert cli("import", str(root), config=config).exit_code == 0
+    result = cli("contact", "ann@corp.example", "--format", "json", config=config)
+    timeline = json.loads(result.output)["timeline"]
+    assert [(e["direction"], e["sent_by"]) for e in timeline] == [
+        ("from_me", "sam@rivera.example"), ("from_me", "kim@corp.example"),
+        ("to_me", "ann@corp.example")]
+    assert "kim@corp.example" not in cli("contacts", "--format", "csv", config=config).output

@@ -142,6 +142,7 @@ class Ledger:
     window: Window
     settings: PatternSettings
     coverage: Coverage
+    own: frozenset[str]  # the addresses I write from myself; others in my Sent folder act for me
 
 
 def _resolve_now(window: Window, msgs: pd.DataFrame, s: PatternSettings) -> tuple[Window, str]:
@@ -385,7 +386,9 @@ def build_ledger(store: Store, config: Config, window: Window | None = None,
     table["takes"] = table["flags"].map(lambda f: bool(NEGATIVE & set(f.split())))
     table = table.sort_values(["takes", "imbalance", "from_them", "contact"],
                               ascending=[False, False, False, True], kind="stable")
-    return Ledger(table[COLUMNS[1:]], flags, events, window, settings, coverage)
+    own = ex.me if not config.identity.addresses else frozenset(
+        config.canonical(a) for a in config.identity.addresses)
+    return Ledger(table[COLUMNS[1:]], flags, events, window, settings, coverage, own)
 
 
 def _aggregate(events: pd.DataFrame, list_addresses: frozenset[str],

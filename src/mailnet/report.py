@@ -178,9 +178,17 @@ def contact_view(ledger: Ledger, contact: str) -> RenderableType:
     for col in ("date", "who", "tags", "subject"):
         timeline.add_column(col)
     for e in timeline_events(ledger, contact).itertuples():
-        timeline.add_row(_when(e.date), "you" if e.mine else "them", e.tags, e.subject)
+        timeline.add_row(_when(e.date), _who(ledger, e), e.tags, e.subject)
     parts.append(timeline)
     return Group(*parts)
+
+
+def _who(ledger: Ledger, e: Any) -> str:
+    """them, you, or (mail from my Sent folder written by someone else, an assistant)
+    you, sent by them."""
+    if not e.mine:
+        return "them"
+    return f"you (sent by {e.from_addr})" if e.from_addr not in ledger.own else "you"
 
 
 def timeline_events(ledger: Ledger, contact: str, asks_and_gives: bool = True) -> pd.DataFrame:
@@ -190,7 +198,7 @@ def timeline_events(ledger: Ledger, contact: str, asks_and_gives: bool = True) -
         ev = ev[ev["request"] | ev["offer"]]
     tags = [" ".join(t for t in ("request", "offer", "thanks", "sales") if getattr(r, t))
             for r in ev.itertuples()]
-    return ev.assign(tags=tags)[["date", "mine", "tags", "subject"]]
+    return ev.assign(tags=tags)[["date", "mine", "tags", "subject", "from_addr"]]
 
 
 def contact_record(ledger: Ledger, contact: str) -> dict[str, Any]:
@@ -198,7 +206,7 @@ def contact_record(ledger: Ledger, contact: str) -> dict[str, Any]:
     record = records(ledger, ledger.table.loc[[contact]])[0]
     record["period"] = ledger.coverage.record()
     record["timeline"] = [{"date": plain(e.date), "direction": "from_me" if e.mine else "to_me",
-                           "tags": e.tags, "subject": e.subject}
+                           "sent_by": e.from_addr, "tags": e.tags, "subject": e.subject}
                           for e in timeline_events(ledger, contact, False).itertuples()]
     return record
 
