@@ -48,10 +48,14 @@ def my_addresses(store: Store, config: Config,
             f"SELECT DISTINCT from_addr FROM messages WHERE (source, folder) IN (VALUES {pairs})",
             [v for pair in sent for v in pair])
         found.update(a for (a,) in rows if a)
-    names = store.db.execute("SELECT DISTINCT from_name, from_addr FROM messages "
-                             "WHERE from_name != ''").fetchall()
-    mine = {_name_key(n) for n, a in names if a in found} - {""}
-    found.update(a for n, a in names if _name_key(n) in mine)
+    if found:
+        names = store.db.execute(
+            "SELECT DISTINCT from_name, from_addr FROM messages WHERE lower(from_name) IN "
+            "(SELECT DISTINCT lower(from_name) FROM messages WHERE from_name != '' AND "
+            "from_addr IN (SELECT value FROM json_each(?)))", (json.dumps(sorted(found)),))
+        names = names.fetchall()
+        mine = {_name_key(n) for n, a in names if a in found} - {""}
+        found.update(a for n, a in names if _name_key(n) in mine)
     return frozenset(config.canonical(a) for a in found)
 
 

@@ -252,7 +252,7 @@ def _thread_roots(msgs: pd.DataFrame) -> pd.Series:
 def _list_questions(msgs: pd.DataFrame, me: frozenset[str]) -> pd.DataFrame:
     """On a list, the message I answered counts as theirs to me: they asked, I replied."""
     mine = msgs[msgs["from_me"] & msgs["via_list"] & msgs["parent_id"].notna()]
-    first_id = pd.Series(msgs.index, index=msgs["message_id"]).groupby(level=0).first()
+    first_id = pd.Series(msgs.index, index=msgs["message_id"])  # unique: see exchanges()
     parents = mine["parent_id"].map(first_id).dropna().astype(int)
     parents = msgs.loc[parents.unique(), ["from_addr"]]
     parents = parents[~parents["from_addr"].isin(me) & (parents["from_addr"] != "")]
@@ -309,7 +309,7 @@ def _thanked_gifts(msgs: pd.DataFrame) -> None:
     offer (a gift opens a thread with no ask in it, which a text model reads as
     little), and the thank-you answering it is not a second gift. Any parent link
     counts, from reply headers or inferred at import."""
-    first_id = pd.Series(msgs.index, index=msgs["message_id"]).groupby(level=0).first()
+    first_id = pd.Series(msgs.index, index=msgs["message_id"])  # unique: see exchanges()
     thanks = msgs[msgs["thanks"] & msgs["parent_id"].notna()]
     parents = thanks["parent_id"].map(first_id).dropna().astype(int)
     other = thanks.loc[parents.index, "from_addr"].to_numpy() \
