@@ -649,8 +649,8 @@ def bulk_pitches(ledger: Ledger) -> pd.Series:
     t, events = ledger.table, ledger.events
     theirs = events[~events["mine"]]
     pitches = theirs.groupby("contact")["sales"].mean().reindex(t.index, fill_value=0)
-    mine = set(events.loc[events["mine"], "from_addr"].str.rpartition("@")[2])
-    outside = ~pd.Series(t.index, index=t.index).str.rpartition("@")[2].isin(mine)
+    mine = set(events.loc[events["mine"], "from_addr"].str.rsplit("@", n=1).str[-1])
+    outside = ~pd.Series(t.index, index=t.index).str.rsplit("@", n=1).str[-1].isin(mine)
     return (t["kind"] == "bulk") & (pitches >= ledger.settings.only_sales_share) & outside
 
 
