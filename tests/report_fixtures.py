@@ -26,7 +26,7 @@ EXPECTED = {
     "gives_more": ["priya@nair-data.example"],
     "never_thanks": ["victor@halecorp.example"],
     "vanishes": ["chris.dunn@fastmail.example", "hana.kim@uni-sdr.example"],
-    "only_sales": ["brad@leadsurge.example", "noreply@growthhub.example"],
+    "only_sales": ["brad@leadsurge.example"],
     "ignores_you": ["elena.marsh@bigco.example"],
     "surfaces_in_need": ["tom@becker.example"],
     "lost_touch": ["ines@duarte.example"],

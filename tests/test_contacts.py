@@ -86,3 +86,44 @@ def test_bulk_senders_are_kept_apart(tmp_path: Path) -> None:
     summary = contact_summary(exchanges(store, Config(db_path=store.path)))
     kinds = dict(zip(summary["contact"], summary["kind"], strict=True))
     assert kinds == {"noreply@shop.example": "bulk", "ann@x.org": "person"}
+
+
+def test_my_display_name_from_another_address_is_me(tmp_path: Path) -> None:
+    store = store_with(tmp_path, [
+        ("Sent", make_message(ME, "Ann <ann@x.org>", message_id="<s1@x>")),
+        ("INBOX", make_message("Sam Rivera <sam.rivera@home.example>", ME, message_id="<h@x>")),
+        ("INBOX", make_message("Sam <sam@elsewhere.example>", ME, message_id="<o@x>")),
+    ])
+    me = my_addresses(store, Config(db_path=store.path))
+    # The same full name is me; a bare first name is too weak to tell.
+    assert me == {"sam@rivera.example", "sam.rivera@home.example"}
+
+
+def test_suggest_aliases_prints_merges_to_paste_and_merges_nothing(cli, tmp_path: Path) -> None:
+    mails = tmp_path / "mail"
+    mails.mkdir()
+    senders = ["Dana Okafor <dana@work.example>", "Dana Okafor <dana@work.example>",
+               "dana okafor <dana.o@home.example>", "Bo <bo@x.org>"]
+    for n, sender in enumerate(senders):
+        (mails / f"{n}.eml").write_bytes(make_message(sender, ME, message_id=f"<m{n}@x>"))
+    assert cli("import", str(mails)).exit_code == 0
+    out = cli("contacts", "--suggest-aliases").output
+    assert out == '[aliases]\n"dana@work.example" = ["dana.o@home.example"]\n'
+    listed = cli("contacts", "--format", "csv").output
+    assert "dana.o@home.example" in listed and "dana@work.example" in listed
+
+
+def test_one_way_mass_senders_are_bulk_without_list_headers(tmp_path: Path) -> None:
+    crowd = ", ".join(f"p{i}@corp.example" for i in range(12))
+    store = store_with(tmp_path, [
+        ("Sent", make_message(ME, "Ann <ann@corp.example>", message_id="<s@x>")),
+        *[("INBOX", make_message("Memo <jane.roe@corp.example>", f"{ME}, {crowd}",
+                                 message_id=f"<b{i}@x>")) for i in range(3)],
+        *[("INBOX", make_message("Deals <deals@fares.example>", ME, message_id=f"<d{i}@x>"))
+          for i in range(3)],
+        ("INBOX", make_message("Ann <ann@corp.example>", ME, message_id="<a@x>")),
+    ])
+    summary = contact_summary(exchanges(store, Config(db_path=store.path)))
+    kinds = dict(zip(summary["contact"], summary["kind"], strict=True))
+    assert kinds == {"jane.roe@corp.example": "bulk", "deals@fares.example": "bulk",
+                     "ann@corp.example": "person"}

@@ -223,15 +223,23 @@ def _folder_bars(progress: Progress, account: str) -> Callable[[list[FolderProgr
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
 @click.option("--limit", type=int, default=None, help="Show only the first N contacts.")
 @click.option("--all-kinds", is_flag=True, help="Include bulk senders and mailing lists.")
+@click.option("--suggest-aliases", is_flag=True,
+              help="Print likely merges (one name, several addresses) as [aliases] lines.")
 @click.pass_obj
 @friendly_errors
-def contacts(obj: Context, fmt: str, limit: int | None, all_kinds: bool) -> None:
+def contacts(obj: Context, fmt: str, limit: int | None, all_kinds: bool,
+             suggest_aliases: bool) -> None:
     """Who you exchange mail with: messages from them / to them, first and last date."""
     config = obj.config()
     with Store(config.db_path, create=False) as store:
-        from mailnet.contacts import contact_summary, exchanges
+        from mailnet import contacts as found
 
-        table = contact_summary(exchanges(store, config))
+        ex = found.exchanges(store, config)
+    if suggest_aliases:
+        obj.out.file.write(clean(found.suggest_aliases(ex))
+                           or "# no address shares a name with another\n")
+        return
+    table = found.contact_summary(ex, config.patterns.broadcast_recipients)
     if not all_kinds:
         table = table[table["kind"] == "person"]
     if limit is not None:

@@ -96,9 +96,16 @@ class PatternSettings:
     resurface_request_share: float = 0.75
     lost_touch_min_messages: int = 6
     lost_touch_factor: float = 4.0
-    lost_touch_min_days: float = 60.0
+    lost_touch_min_days: float = 90.0
+    lost_touch_min_direct: int = 3
     ally_min_each: int = 1
     ally_min_reply_rate: float = 0.5
+    ally_exchange_share: float = 0.35
+    ally_min_direct: int = 6
+    broadcast_recipients: int = 5
+    coverage_min_messages: int = 1
+    coverage_min_share: float = 0.15
+    stale_after_days: float = 30.0
     prune: tuple[str, ...] = (
         "only_asks", "gives_more", "never_thanks", "vanishes", "only_sales",
         "ignores_you", "surfaces_in_need",

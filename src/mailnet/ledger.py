@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from datetime import datetime
 from types import SimpleNamespace
 
@@ -56,11 +56,12 @@ class ReportError(MailnetError):
 
 @dataclass(frozen=True)
 class Window:
-    """The period the ledger covers; `as_of` is "now" for silences and pending replies."""
+    """The period the ledger covers; `as_of` is "now" for silences and pending replies
+    (None: today, or the newest message of an archive; :func:`build_ledger` decides)."""
 
     since: datetime | None = None
     until: datetime | None = None
-    as_of: datetime = field(default_factory=lambda: pd.Timestamp.now(tz="UTC").to_pydatetime())
+    as_of: datetime | None = None
 
     def __post_init__(self) -> None:
         if self.since and self.until and _utc(self.since) >= _utc(self.until):
@@ -69,11 +70,46 @@ class Window:
 
     @property
     def end(self) -> pd.Timestamp:
-        return min(_utc(self.until), _utc(self.as_of)) if self.until else _utc(self.as_of)
+        as_of = _utc(self.as_of) if self.as_of else pd.Timestamp.now(tz="UTC")
+        return min(_utc(self.until), as_of) if self.until else as_of
 
     def describe(self) -> str:
         start = _utc(self.since).strftime("%Y-%m-%d") if self.since else "the beginning"
         return f"{start} to {self.end:%Y-%m-%d}"
+
+
+@dataclass(frozen=True)
+class Coverage:
+    """Where the mailbox can see both sides: replies, thanks, silences and balance are
+    judged only in the months holding received and sent mail (`judged`)."""
+
+    judged: tuple[pd.Timestamp, pd.Timestamp] | None  # first and last day judged
+    one_sided: list[tuple[str, str, str]]  # (first month, last month, "received only"/...)
+    as_of: pd.Timestamp
+    as_of_reason: str  # why that date is "now"
+    note: str = ""  # what the mailbox cannot show at all
+
+    def describe(self) -> str:
+        if self.judged:
+            parts = [f"judged {self.judged[0]:%Y-%m-%d} to {self.judged[1]:%Y-%m-%d} "
+                     "(received and sent mail both present)"]
+        else:
+            parts = ["nothing judged"]
+        parts += [f"{kind} {a}" + ("" if a == b else f" to {b}") for a, b, kind in self.one_sided]
+        if self.note:
+            parts.append(self.note)
+        parts.append(f"now = {self.as_of:%Y-%m-%d} ({self.as_of_reason})")
+        return "; ".join(parts)
+
+    def record(self) -> dict:
+        """The JSON form (docs/report.md)."""
+        return {
+            "judged_from": f"{self.judged[0]:%Y-%m-%d}" if self.judged else None,
+            "judged_to": f"{self.judged[1]:%Y-%m-%d}" if self.judged else None,
+            "one_sided": [{"from": a, "to": b, "side": kind} for a, b, kind in self.one_sided],
+            "as_of": f"{self.as_of:%Y-%m-%d}", "as_of_reason": self.as_of_reason,
+            "note": self.note,
+        }
 
 
 @dataclass(frozen=True)
@@ -110,6 +146,75 @@ class Ledger:
     events: pd.DataFrame  # one row per (message, contact): date, direction, tags, subject
     window: Window
     settings: PatternSettings
+    coverage: Coverage
+    own: frozenset[str]  # the addresses I write from myself; others in my Sent folder act for me
+
+
+def _resolve_now(window: Window, msgs: pd.DataFrame, s: PatternSettings) -> tuple[Window, str]:
+    """The window with its "now": --as-of, else --until, else today, or, for a store
+    whose mail ended long ago (an archive), its newest message. A lone stray date (a
+    spam dated years ahead) is not the archive's end: the newest well-filled month is."""
+    if window.as_of:
+        return window, "--as-of"
+    today = pd.Timestamp.now(tz="UTC")
+    dates = msgs["date"].dropna()
+    dates = dates[dates <= today]
+    months = dates.dt.tz_localize(None).dt.to_period("M")
+    dense = months.value_counts()
+    dense = dense[_present(dense, s)]
+    newest = dates[months == dense.index.max()].max() if len(dense) else dates.max()
+    if window.until:
+        until = _utc(window.until)
+        if pd.isna(newest) or until <= newest:
+            return replace(window, as_of=until.to_pydatetime()), "--until"
+    if pd.notna(newest) and newest < today - pd.Timedelta(days=s.stale_after_days):
+        return replace(window, as_of=newest.to_pydatetime()), \
+            "the newest message: the store is not current"
+    return replace(window, as_of=today.to_pydatetime()), "today"
+
+
+def _present(counts: pd.Series, s: PatternSettings) -> pd.Series:
+    """Months (index) whose count shows that side of the mailbox is really there: at least
+    `coverage_min_messages`, and `coverage_min_share` of a busy month (the upper quartile)."""
+    busy = counts[counts > 0].quantile(0.75) if (counts > 0).any() else 0
+    return counts >= max(s.coverage_min_messages, s.coverage_min_share * busy)
+
+
+def _coverage(msgs: pd.DataFrame, window: Window, reason: str,
+              s: PatternSettings) -> tuple[Coverage, frozenset]:
+    """Which months hold both received and sent mail, and the one-sided stretches."""
+    month = msgs["date"].dt.tz_localize(None).dt.to_period("M")
+    received = month[msgs["to_me"]].value_counts()
+    sent = month[msgs["from_me"]].value_counts()
+    months = received.index.union(sent.index).sort_values()
+    got = _present(received.reindex(months, fill_value=0), s)
+    gave = _present(sent.reindex(months, fill_value=0), s)
+    both = months[got & gave]
+    side = pd.Series(np.select([got & gave, got, gave], ["both", "received only", "sent only"],
+                               "thin"), index=months)
+    one_sided = []
+    if len(months):
+        full = pd.period_range(months.min(), months.max(), freq="M")
+        side = side.reindex(full, fill_value="thin")
+        runs = (side != side.shift()).cumsum()
+        for _, run in side.groupby(runs):
+            if run.iat[0] in ("received only", "sent only"):
+                one_sided.append((str(run.index[0]), str(run.index[-1]), run.iat[0]))
+    end = window.end
+    judged = None
+    if len(both):
+        start = both.min().start_time.tz_localize("UTC")
+        if window.since:
+            start = max(start, _utc(window.since))
+        judged = (start, min(both.max().end_time.tz_localize("UTC"), end))
+    total_received = int(msgs["to_me"].sum())
+    note = ""
+    if not len(both):
+        note = (f"almost no mail on one side ({total_received:,} received, "
+                f"{int(msgs['from_me'].sum()):,} sent): no reply, thanks, silence or balance "
+                "pattern can be judged")
+    cov = Coverage(judged, one_sided, _utc(window.as_of), reason, note)
+    return cov, frozenset(both)
 
 
 def _utc(value: datetime) -> pd.Timestamp:
@@ -152,12 +257,13 @@ def _thread_roots(msgs: pd.DataFrame) -> pd.Series:
 def _list_questions(msgs: pd.DataFrame, me: frozenset[str]) -> pd.DataFrame:
     """On a list, the message I answered counts as theirs to me: they asked, I replied."""
     mine = msgs[msgs["from_me"] & msgs["via_list"] & msgs["parent_id"].notna()]
-    first_id = pd.Series(msgs.index, index=msgs["message_id"]).groupby(level=0).first()
+    first_id = pd.Series(msgs.index, index=msgs["message_id"])  # unique: see exchanges()
     parents = mine["parent_id"].map(first_id).dropna().astype(int)
     parents = msgs.loc[parents.unique(), ["from_addr"]]
     parents = parents[~parents["from_addr"].isin(me) & (parents["from_addr"] != "")]
     out = parents.rename(columns={"from_addr": "contact"}).rename_axis("id").reset_index()
     out["direction"] = TO_ME
+    out["addressed"] = True
     return out
 
 
@@ -166,8 +272,10 @@ def _events(ex_links: pd.DataFrame, msgs: pd.DataFrame, me: frozenset[str]) -> p
     links = links.drop_duplicates(["id", "contact", "direction"])
     links = links[links["id"].isin(msgs.index)]
     cols = ["date", "subject", "from_name", "from_addr", "message_id", "parent_id", "root",
-            "is_bulk", *TAGS]
+            "is_bulk", "recipients", "question", *TAGS]
     events = links.join(msgs[cols], on="id").sort_values(["date", "id"], kind="stable")
+    flags = [*TAGS, "question", "is_bulk", "addressed"]
+    events[flags] = events[flags].fillna(False).astype(bool)
     events["mine"] = events["direction"] == FROM_ME
     return events.reset_index(drop=True)
 
@@ -186,7 +294,8 @@ def _replies(events: pd.DataFrame, msgs: pd.DataFrame) -> pd.Series:
         [ids.get_indexer(children["parent_id"]), child_author]).min()
     event_author = np.where(events["mine"], authors.get_indexer(events["contact"]), -1)
     key = pd.MultiIndex.from_arrays([ids.get_indexer(events["message_id"]), event_author])
-    return pd.Series(first.reindex(key).to_numpy(), index=events.index, dtype=msgs["date"].dtype)
+    # With no reply at all the reindexed values are objects: make them dates again.
+    return pd.to_datetime(pd.Series(first.reindex(key).to_numpy(), index=events.index), utc=True)
 
 
 def _typical_gap(theirs: pd.DataFrame) -> pd.Series:
@@ -200,9 +309,34 @@ def _days(delta: pd.Series) -> pd.Series:
     return delta.dt.total_seconds() / 86400
 
 
+def _thanked_gifts(msgs: pd.DataFrame) -> None:
+    """A message the other side answers with thanks gave something: it counts as an
+    offer (a gift opens a thread with no ask in it, which a text model reads as
+    little), and the thank-you answering it is not a second gift. Any parent link
+    counts, from reply headers or inferred at import."""
+    first_id = pd.Series(msgs.index, index=msgs["message_id"])  # unique: see exchanges()
+    thanks = msgs[msgs["thanks"] & msgs["parent_id"].notna()]
+    parents = thanks["parent_id"].map(first_id).dropna().astype(int)
+    other = thanks.loc[parents.index, "from_addr"].to_numpy() \
+        != msgs.loc[parents.to_numpy(), "from_addr"].to_numpy()
+    msgs.loc[parents[other].unique(), "offer"] = True
+    msgs.loc[parents.index[other], "offer"] = False
+
+
+def _questions(store: Store, index: pd.Index) -> pd.Series:
+    """Whether each message's own text asks a question."""
+    asks = pd.read_sql_query("SELECT id, instr(new_text, '?') > 0 AS q FROM messages",
+                             store.db, index_col="id")["q"]
+    return asks.reindex(index, fill_value=0).astype(bool)
+
+
+_FORWARD = r"^\s*(?:fwd?|wg|tr|rv)\s*:"
+
+
 def build_ledger(store: Store, config: Config, window: Window | None = None,
                  settings: PatternSettings | None = None) -> Ledger:
-    """Count every contact's asks and gives over `window` and find their patterns."""
+    """Count every contact's asks and gives over `window` and find their patterns
+    inside the months where the mailbox holds both sides (:class:`Coverage`)."""
     window = window or Window()
     settings = settings or config.patterns
     if store.count() == 0:
@@ -210,7 +344,10 @@ def build_ledger(store: Store, config: Config, window: Window | None = None,
     ex = exchanges(store, config)
     msgs = ex.messages
     msgs = msgs.join(_tags(store, msgs.index))
+    _thanked_gifts(msgs)
+    msgs["question"] = _questions(store, msgs.index)
     msgs["root"] = _thread_roots(msgs)
+    window, reason = _resolve_now(window, msgs, settings)
     end = window.end
     in_window = msgs["date"].notna() & (msgs["date"] <= end)
     if window.since:
@@ -225,20 +362,42 @@ def build_ledger(store: Store, config: Config, window: Window | None = None,
 
     events["reply_date"] = _replies(events, msgs_in)
     events["replied"] = events["reply_date"].notna()
-    # A request or a new thread calls for an answer (a pitch does not); an answer, a
-    # thanks, or a message too recent to have had its reply yet, does not.
-    events["expects"] = (events["request"] | events["parent_id"].isna()) & ~events["sales"] \
+    # The weighing rule: a message counts toward a contact's asks, gives and thanks when
+    # it is addressed to them (To, not only Cc) with at most `broadcast_recipients`
+    # people in To and Cc; a broadcast or a Cc is exchanged mail, not a favour.
+    events["counts"] = events["addressed"].astype(bool) & (
+        events["recipients"] <= settings.broadcast_recipients)
+    # Such a message calls for an answer when it asks for something or asks a question;
+    # an FYI forward, a pitch, or one too recent to have had its reply yet, does not.
+    events["expects"] = events["counts"] & (events["request"] | events["question"]) \
+        & ~events["sales"] & ~events["subject"].str.contains(_FORWARD, case=False) \
         & (events["date"] <= end - pd.Timedelta(days=settings.reply_grace_days))
-    table = _aggregate(events, msgs_in, ex.list_addresses, end)
-    flags = _flags(store, table, events, msgs_in, settings, end)
+    coverage, both = _coverage(msgs_in, window, reason, settings)
+    if msgs_in["parent_id"].isna().all():
+        coverage = replace(coverage, note="; ".join(filter(None, [
+            coverage.note, "no message is linked to the one it answers: replies are not judged"])))
+    table = _aggregate(events, ex.list_addresses, end, settings)
+    flags: dict[str, list[Flag]] = {}
+    if coverage.judged:
+        start, stop = coverage.judged
+        month = events["date"].dt.tz_localize(None).dt.to_period("M")
+        inside = events[month.isin(both) & (events["date"] >= start) & (events["date"] <= stop)]
+        if not inside.empty:
+            judged = _aggregate(inside, ex.list_addresses, stop, settings)
+            judged["kind"] = table["kind"].reindex(judged.index)
+            flags = _flags(store, judged, inside, msgs_in, settings, stop)
     table["flags"] = [" ".join(f.pattern for f in flags.get(c, [])) for c in table.index]
-    table = table.sort_values(["imbalance", "from_them", "contact"],
-                              ascending=[False, False, True], kind="stable")
-    return Ledger(table[COLUMNS[1:]], flags, events, window, settings)
+    # Most taking first: anyone showing a pattern of taking, then by imbalance.
+    table["takes"] = table["flags"].map(lambda f: bool(NEGATIVE & set(f.split())))
+    table = table.sort_values(["takes", "imbalance", "from_them", "contact"],
+                              ascending=[False, False, False, True], kind="stable")
+    own = ex.me if not config.identity.addresses else frozenset(
+        config.canonical(a) for a in config.identity.addresses)
+    return Ledger(table[COLUMNS[1:]], flags, events, window, settings, coverage, own)
 
 
-def _aggregate(events: pd.DataFrame, msgs: pd.DataFrame, list_addresses: frozenset[str],
-               end: pd.Timestamp) -> pd.DataFrame:
+def _aggregate(events: pd.DataFrame, list_addresses: frozenset[str],
+               end: pd.Timestamp, s: PatternSettings) -> pd.DataFrame:
     theirs, mine = events[~events["mine"]], events[events["mine"]]
     g_theirs, g_mine = theirs.groupby("contact"), mine.groupby("contact")
     contacts = pd.Index(events["contact"].unique(), name="contact").sort_values()
@@ -246,8 +405,11 @@ def _aggregate(events: pd.DataFrame, msgs: pd.DataFrame, list_addresses: frozens
     t["from_them"] = g_theirs.size()
     t["to_them"] = g_mine.size()
     for tag in TAGS:
-        t[f"their_{PLURAL[tag]}"] = g_theirs[tag].sum()
-        t[f"my_{PLURAL[tag]}"] = g_mine[tag].sum()
+        t[f"their_{PLURAL[tag]}"] = (theirs[tag] & theirs["counts"]).groupby(
+            theirs["contact"]).sum()
+        t[f"my_{PLURAL[tag]}"] = (mine[tag] & mine["counts"]).groupby(mine["contact"]).sum()
+    t["addressed"] = mine["counts"].groupby(mine["contact"]).sum()
+    t["direct_from_them"] = theirs["counts"].groupby(theirs["contact"]).sum()
     t["threads_they_started"] = theirs[theirs["parent_id"].isna()].groupby("contact").size()
     t["threads_i_started"] = mine[mine["parent_id"].isna()].groupby("contact").size()
     t = t.fillna(0).astype(int)
@@ -261,7 +423,8 @@ def _aggregate(events: pd.DataFrame, msgs: pd.DataFrame, list_addresses: frozens
     for who, side in (("their", mine), ("my", theirs)):
         delay = _days(side["reply_date"] - side["date"])
         t[f"{who}_reply_days"] = delay.groupby(side["contact"]).median()
-    t["requests_answered"] = theirs[theirs["request"] & theirs["replied"]].groupby(
+    t["requests_answered"] = theirs[theirs["request"] & theirs["counts"]
+                                    & theirs["replied"]].groupby(
         "contact").size().reindex(contacts, fill_value=0)
     grouped = events.groupby("contact")["date"]
     t["first"], t["last"] = grouped.min(), grouped.max()
@@ -270,38 +433,59 @@ def _aggregate(events: pd.DataFrame, msgs: pd.DataFrame, list_addresses: frozens
     named = theirs[theirs["from_name"] != ""]
     t["name"] = named.groupby("contact")["from_name"].last().reindex(contacts, fill_value="")
     bulk_share = theirs.groupby("contact")["is_bulk"].mean().reindex(contacts, fill_value=0)
-    t["kind"] = [contact_kind(a, b, list_addresses) for a, b in zip(contacts, bulk_share,
-                                                                    strict=True)]
+    mass = (~theirs["counts"]).groupby(theirs["contact"]).mean().reindex(contacts, fill_value=0)
+    t["kind"] = [contact_kind(a, b, list_addresses, m, n_from, n_to)
+                 for a, b, m, n_from, n_to in zip(contacts, bulk_share, mass, t["from_them"],
+                                                  t["to_them"], strict=True)]
     # They take (ask, receive help) minus they give (offer, receive my asks).
     t["imbalance"] = (t["their_requests"] + t["my_offers"]) - (t["their_offers"] + t["my_requests"])
     return t.round({"their_reply_rate": 3, "my_reply_rate": 3, "their_reply_days": 2,
                     "my_reply_days": 2, "typical_gap_days": 1, "silence_days": 1})
 
 
+def _mutual(t: pd.DataFrame, s: PatternSettings, threaded: bool) -> pd.Series:
+    """The business-mail ally, where thanks are rare: one of the owner's main one-to-one
+    correspondents (a share of the busiest one's exchange), writing both ways, with
+    help given; and, when the store links replies at all, answering."""
+    direct = t["addressed"] + t["direct_from_them"]
+    mutual = (direct >= s.ally_exchange_share * direct.max()) \
+        & (t[["addressed", "direct_from_them"]].min(axis=1) >= s.ally_min_direct) \
+        & (t["their_offers"] + t["my_offers"] >= s.ally_min_each)
+    if threaded:
+        mutual &= (t["their_reply_rate"].fillna(0) >= s.ally_min_reply_rate) \
+            | (t["my_reply_rate"].fillna(0) >= s.ally_min_reply_rate)
+    return mutual
+
+
 def _flags(store: Store, t: pd.DataFrame, events: pd.DataFrame, msgs: pd.DataFrame,
            s: PatternSettings, end: pd.Timestamp) -> dict[str, list[Flag]]:
     """Test every pattern on every eligible contact at once, then explain the flagged ones."""
-    eligible = (t["kind"] != "list") & (t["from_them"] + t["to_them"] >= s.min_messages)
-    theirs = events[~events["mine"] & events["contact"].isin(t.index[eligible])]
-    mine = events[events["mine"] & events["contact"].isin(t.index[eligible])]
+    # People only: bulk senders and lists get no person pattern, and someone only ever
+    # on Cc (never written to in To, never writing) is not judged at all.
+    eligible = (t["kind"] == "person") & (t["from_them"] + t["to_them"] >= s.min_messages) \
+        & ((t["from_them"] > 0) | (t["addressed"] > 0))
+    judged = t.index[eligible]
+    theirs = events[~events["mine"] & events["contact"].isin(judged)]
+    mine = events[events["mine"] & events["contact"].isin(judged)]
     n = t["from_them"].clip(lower=1)
+    threaded = bool(msgs["parent_id"].notna().any())
 
     # vanishes: their requests I answered, after which they wrote nothing more in that thread
-    helped = theirs[theirs["request"] & theirs["replied"]
+    helped = theirs[theirs["request"] & theirs["counts"] & theirs["replied"]
                     & (theirs["reply_date"] <= end - pd.Timedelta(days=s.reply_grace_days))]
     authors = msgs[msgs["from_addr"].isin(helped["contact"].unique())]
     last_in_thread = authors.groupby(["from_addr", "root"])["date"].max()
     later = last_in_thread.reindex(pd.MultiIndex.from_arrays([helped["contact"], helped["root"]]))
-    vanished = helped[later.to_numpy() <= helped["reply_date"].to_numpy()]
+    vanished = helped[(later.to_numpy() <= helped["reply_date"].to_numpy()).astype(bool)]
     t["helped"] = helped.groupby("contact").size().reindex(t.index, fill_value=0)
     t["vanished"] = vanished.groupby("contact").size().reindex(t.index, fill_value=0)
 
     # surfaces in need: their messages after a long silence of theirs
-    gap = _days(theirs.groupby("contact")["date"].diff())
-    back = theirs.assign(gap=gap)[gap >= s.resurface_silence_days]
+    gap = _days(theirs.groupby("contact")["date"].diff()).astype(float)
+    back = theirs[(gap >= s.resurface_silence_days).to_numpy()].assign(gap=gap)
     t["resurfaced"] = back.groupby("contact").size().reindex(t.index, fill_value=0)
-    t["resurfaced_asking"] = back[back["request"]].groupby("contact").size().reindex(
-        t.index, fill_value=0)
+    asking = back[back["request"] & back["counts"]]
+    t["resurfaced_asking"] = asking.groupby("contact").size().reindex(t.index, fill_value=0)
 
     unanswered = mine[mine["expects"] & ~mine["replied"]]
     t["expecting"] = mine[mine["expects"]].groupby("contact").size().reindex(t.index, fill_value=0)
@@ -323,13 +507,18 @@ def _flags(store: Store, t: pd.DataFrame, events: pd.DataFrame, msgs: pd.DataFra
         "surfaces_in_need": (t["resurfaced_asking"] >= s.resurface_min)
         & (t["resurfaced_asking"] >= s.resurface_request_share * t["resurfaced"]),
         "lost_touch": (t["from_them"] >= s.lost_touch_min_messages)
+        & (t[["addressed", "direct_from_them"]].min(axis=1) >= s.lost_touch_min_direct)
         & (t["silence_days"] >= s.lost_touch_min_days)
         & (t["silence_days"] >= s.lost_touch_factor * t["typical_gap_days"]),
-        "ally": (t[["their_requests", "my_requests", "their_offers", "my_offers",
-                    "their_thanks", "my_thanks"]] >= each).all(axis=1)
-        & (t["their_reply_rate"] >= s.ally_min_reply_rate)
-        & (t["my_reply_rate"] >= s.ally_min_reply_rate),
+        "ally": ((t[["their_requests", "my_requests", "their_offers", "my_offers",
+                     "their_thanks", "my_thanks"]] >= each).all(axis=1)
+                 & (t["their_reply_rate"] >= s.ally_min_reply_rate)
+                 & (t["my_reply_rate"] >= s.ally_min_reply_rate))
+        | _mutual(t, s, threaded),
     }
+    if not threaded:  # no message links to another: no reply can be seen, nor its absence
+        for pattern in ("ignores_you", "vanishes"):
+            masks[pattern] = pd.Series(False, index=t.index)
     # An ally is mutual: anyone who also takes more than gives in some way is not one.
     masks["ally"] &= ~pd.concat([masks[p] for p in NEGATIVE], axis=1).any(axis=1)
     # Which messages prove each pattern, newest first.
@@ -340,7 +529,7 @@ def _flags(store: Store, t: pd.DataFrame, events: pd.DataFrame, msgs: pd.DataFra
         "vanishes": (vanished, "request"),
         "only_sales": (theirs[theirs["sales"]], "sales"),
         "ignores_you": (unanswered, "no reply"),
-        "surfaces_in_need": (back[back["request"]], "request"),
+        "surfaces_in_need": (asking, "request"),
         "lost_touch": (theirs, "last message"),
         "ally": (events[events["offer"] | events["thanks"]], "offer/thanks"),
     }
@@ -405,6 +594,11 @@ def _reason(pattern: str, r: SimpleNamespace, s: PatternSettings, rows: list[dic
         return (f"wrote {r.from_them} times, usually every {r.typical_gap_days:.0f} days; "
                 f"silent for {r.silence_days:.0f} days "
                 f"({r.silence_days / max(r.typical_gap_days, 1):.0f}× their usual gap)")
+    if min(r.their_thanks, r.my_thanks) < s.ally_min_each or not (
+            min(r.their_reply_rate, r.my_reply_rate) >= s.ally_min_reply_rate):
+        return (f"one of your main one-to-one correspondents: {r.direct_from_them} messages "
+                f"from them, {r.addressed} from you; they gave {r.their_offers} times, you "
+                f"{r.my_offers}; asks {r.their_requests} / {r.my_requests}")
     return (f"both ask ({r.their_requests} / {r.my_requests}), both give ({r.their_offers} / "
             f"{r.my_offers}), both thank ({r.their_thanks} / {r.my_thanks}); they answer "
             f"{r.their_reply_rate:.0%} of your messages, you {r.my_reply_rate:.0%} of theirs")
@@ -454,9 +648,23 @@ def select(ledger: Ledger, *, patterns: tuple[str, ...] = (), contact: str | Non
     return rows.head(limit) if limit is not None else rows
 
 
+def bulk_pitches(ledger: Ledger) -> pd.Series:
+    """Per contact: a bulk sender from outside my own domains whose mail is nearly all
+    pitches (my organisation's announcements are not, whatever their wording)."""
+    t, events = ledger.table, ledger.events
+    theirs = events[~events["mine"]]
+    pitches = theirs.groupby("contact")["sales"].mean().reindex(t.index, fill_value=0)
+    mine = set(events.loc[events["mine"], "from_addr"].str.rsplit("@", n=1).str[-1])
+    outside = ~pd.Series(t.index, index=t.index).str.rsplit("@", n=1).str[-1].isin(mine)
+    return (t["kind"] == "bulk") & (pitches >= ledger.settings.only_sales_share) & outside
+
+
 def prune_candidates(ledger: Ledger) -> pd.DataFrame:
-    """Contacts showing a pattern listed in `[patterns] prune`, allies excepted."""
+    """Contacts showing a pattern listed in `[patterns] prune`, allies excepted; and, when
+    `only_sales` is listed, bulk senders whose mail is nearly all pitches."""
     prune = set(ledger.settings.prune)
     t = ledger.table
     keep = t["flags"].map(lambda f: bool(prune & set(f.split())) and "ally" not in f.split())
+    if "only_sales" in prune:
+        keep |= bulk_pitches(ledger)
     return t[keep.astype(bool)]

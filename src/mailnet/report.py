@@ -25,7 +25,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from mailnet.ledger import COLUMNS, LABELS, NEGATIVE, Evidence, Flag, Ledger
+from mailnet.ledger import COLUMNS, LABELS, NEGATIVE, Evidence, Flag, Ledger, bulk_pitches
 from mailnet.output import plain, to_csv
 from mailnet.untrusted import clean, text
 
@@ -58,14 +58,19 @@ def records(ledger: Ledger, rows: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 def to_json(ledger: Ledger, rows: pd.DataFrame) -> str:
-    return json.dumps(records(ledger, rows), ensure_ascii=False, indent=2) + "\n"
+    """The period judged (what the mailbox can see) and one object per contact."""
+    return json.dumps({"period": ledger.coverage.record(), "contacts": records(ledger, rows)},
+                      ensure_ascii=False, indent=2) + "\n"
 
 
 def flat(ledger: Ledger, rows: pd.DataFrame) -> pd.DataFrame:
     """One CSV row per contact: the ledger columns, then each flag's reason."""
     frame = rows.reset_index()[COLUMNS]
-    frame["reasons"] = ["; ".join(f"{f.pattern}: {f.reason}" for f in ledger.flags.get(c, []))
-                        for c in rows.index]
+    pitching = bulk_pitches(ledger)
+    frame["reasons"] = [
+        "; ".join(f"{f.pattern}: {f.reason}" for f in ledger.flags.get(c, []))
+        or ("bulk: nearly all their mail is sales pitches" if pitching.get(c) else "")
+        for c in rows.index]
     return frame
 
 
@@ -96,7 +101,7 @@ def terminal_table(ledger: Ledger, rows: pd.DataFrame) -> RenderableType:
     """Who gives and who takes, most taking first (them / you in each pair), then the reasons."""
     table = Table(title=f"Reciprocity, {ledger.window.describe()} (them / you)",
                   header_style="bold", caption="±: imbalance, their asks and your gives "
-                  "minus their gives and your asks")
+                  f"minus their gives and your asks\n{ledger.coverage.describe()}")
     table.add_column("contact · flags", overflow="fold", min_width=20)
     for name in ("±", "msgs", "asks", "gives", "thanks", "replies", "silent"):
         table.add_column(name, justify="right", no_wrap=True)
@@ -166,7 +171,8 @@ def contact_view(ledger: Ledger, contact: str) -> RenderableType:
         facts.add_row(label, value)
     title = f"{r['name']} <{contact}>" if r["name"] else contact
     parts: list[RenderableType] = [Panel(facts, title=text(title),
-                                         subtitle=ledger.window.describe())]
+                                         subtitle=ledger.window.describe()),
+                                   Text(ledger.coverage.describe(), style="dim")]
     for f in ledger.flags.get(contact, []):
         parts.append(Panel(Group(Text(f.reason), _evidence_table(f.evidence)),
                            title=Text(f.label, style=_style(f.pattern)), title_align="left"))
@@ -176,9 +182,17 @@ def contact_view(ledger: Ledger, contact: str) -> RenderableType:
     for col in ("date", "who", "tags", "subject"):
         timeline.add_column(col)
     for e in timeline_events(ledger, contact).itertuples():
-        timeline.add_row(_when(e.date), "you" if e.mine else "them", e.tags, text(e.subject))
+        timeline.add_row(_when(e.date), text(_who(ledger, e)), e.tags, text(e.subject))
     parts.append(timeline)
     return Group(*parts)
+
+
+def _who(ledger: Ledger, e: Any) -> str:
+    """them, you, or (mail from my Sent folder written by someone else, an assistant)
+    you, sent by them."""
+    if not e.mine:
+        return "them"
+    return f"you (sent by {e.from_addr})" if e.from_addr not in ledger.own else "you"
 
 
 def timeline_events(ledger: Ledger, contact: str, asks_and_gives: bool = True) -> pd.DataFrame:
@@ -188,14 +202,15 @@ def timeline_events(ledger: Ledger, contact: str, asks_and_gives: bool = True) -
         ev = ev[ev["request"] | ev["offer"]]
     tags = [" ".join(t for t in ("request", "offer", "thanks", "sales") if getattr(r, t))
             for r in ev.itertuples()]
-    return ev.assign(tags=tags)[["date", "mine", "tags", "subject"]]
+    return ev.assign(tags=tags)[["date", "mine", "tags", "subject", "from_addr"]]
 
 
 def contact_record(ledger: Ledger, contact: str) -> dict[str, Any]:
     """One contact as JSON: the report's object plus the timeline."""
     record = records(ledger, ledger.table.loc[[contact]])[0]
+    record["period"] = ledger.coverage.record()
     record["timeline"] = [{"date": plain(e.date), "direction": "from_me" if e.mine else "to_me",
-                           "tags": e.tags, "subject": e.subject}
+                           "sent_by": e.from_addr, "tags": e.tags, "subject": e.subject}
                           for e in timeline_events(ledger, contact, False).itertuples()]
     return record
 
@@ -272,7 +287,7 @@ def to_html(ledger: Ledger, rows: pd.DataFrame) -> str:
         f"  .legend i.{tag} {{ background: {colour}; }}\n" for tag, colour in TAG_COLOURS.items()
         if tag)
     css_hash = "sha256-" + base64.b64encode(hashlib.sha256(css.encode()).digest()).decode()
-    return template.render(window=ledger.window.describe(), rows=rows, cards=cards,
-                           css=Markup(css), css_hash=css_hash,
+    return template.render(window=ledger.window.describe(), coverage=ledger.coverage.describe(),
+                           rows=rows, cards=cards, css=Markup(css), css_hash=css_hash,
                            chart=summary_chart(rows), labels=LABELS, negative=NEGATIVE,
                            colours=TAG_COLOURS, when=_when, rate=_rate)

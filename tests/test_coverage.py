@@ -1,0 +1,121 @@
+"""What the mailbox can see: judged months, the archive's "now", who is asked, who is copied."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from conftest import make_message
+
+ME = "Sam Rivera <sam@rivera.example>"
+START = datetime(2001, 1, 1, 9, tzinfo=UTC)
+
+
+def write(folder: Path, name: str, data: bytes) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{name}.eml").write_bytes(data)
+
+
+def archive(tmp_path: Path, received_months: range) -> Path:
+    """A year of mail with Ann both ways every week, but received mail kept only for
+    `received_months` (0-based months of 2001), as in a real export."""
+    root = tmp_path / "mail"
+    for week in range(52):
+        day = START + timedelta(weeks=week)
+        write(root / "Sent", f"s{week}", make_message(
+            ME, "Ann Lee <ann@corp.example>", subject=f"Plan {week}",
+            text="Could you send me the figures?\n", message_id=f"<s{week}@x>", date=day))
+        if day.month - 1 in received_months:
+            write(root / "INBOX", f"r{week}", make_message(
+                "Ann Lee <ann@corp.example>", ME, subject=f"Figures {week}",
+                text="Here are the figures you asked for.\n", message_id=f"<r{week}@x>",
+                date=day + timedelta(hours=3)))
+    return root
+
+
+def report(cli, *args: str) -> dict:
+    result = cli("report", "--format", "json", "--min-messages", "1", *args)
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output)
+
+
+def test_one_sided_months_are_not_judged_and_now_is_the_archives_end(cli, tmp_path) -> None:
+    assert cli("import", str(archive(tmp_path, range(0, 3)))).exit_code == 0
+    data = report(cli)
+    period = data["period"]
+    assert (period["judged_from"], period["judged_to"]) == ("2001-01-01", "2001-03-31")
+    assert period["one_sided"] == [{"from": "2001-04", "to": "2001-12", "side": "sent only"}]
+    # Not today: the newest message of this 2001 archive.
+    assert period["as_of"] == "2001-12-24" and "not current" in period["as_of_reason"]
+    ann = next(r for r in data["contacts"] if r["contact"] == "ann@corp.example")
+    # Her received mail stops with the export, not with her: no silence is read into it.
+    assert ann["flags"] == []
+    table = " ".join(cli("report", "--min-messages", "1").output.split())
+    assert "judged 2001-01-01 to 2001-03-31" in table and "sent only 2001-04 to 2001-12" in table
+
+
+def test_a_mailbox_with_almost_no_received_mail_says_so_and_flags_nothing(cli, tmp_path) -> None:
+    assert cli("import", str(archive(tmp_path, range(0)))).exit_code == 0
+    data = report(cli)
+    assert data["period"]["judged_from"] is None
+    assert "almost no mail on one side" in data["period"]["note"]
+    assert all(r["flags"] == [] for r in data["contacts"])
+
+
+def test_until_without_as_of_is_now(cli, tmp_path) -> None:
+    assert cli("import", str(archive(tmp_path, range(12)))).exit_code == 0
+    data = report(cli, "--until", "2001-06-01")
+    assert (data["period"]["as_of"], data["period"]["as_of_reason"]) == ("2001-06-01", "--until")
+
+
+def test_only_a_one_to_one_ask_calls_for_an_answer(cli, tmp_path) -> None:
+    """Asks to Bo in To are unanswered; Cy is only ever on Cc; a broadcast asks nobody
+    (Di answers it, so the store links replies and silences can be judged)."""
+    root = tmp_path / "mail"
+    crowd = ", ".join(f"p{i}@corp.example" for i in range(10))
+    for n in range(6):
+        day = START + timedelta(days=7 * n)
+        write(root / "Sent", f"a{n}", make_message(
+            ME, "Bo <bo@corp.example>", subject=f"Question {n}", text="Can you check this?\n",
+            message_id=f"<a{n}@x>", date=day, Cc="Cy <cy@corp.example>"))
+        write(root / "Sent", f"b{n}", make_message(
+            ME, f"Di <di@corp.example>, {crowd}", subject=f"All hands {n}",
+            text="Can everyone fill in the survey?\n", message_id=f"<b{n}@x>", date=day))
+        write(root / "INBOX", f"c{n}", make_message(
+            "Bo <bo@corp.example>", ME, subject=f"News {n}", text="FYI, the report is out.\n",
+            message_id=f"<c{n}@x>", date=day + timedelta(days=1)))
+        write(root / "INBOX", f"d{n}", make_message(
+            "Di <di@corp.example>", ME, subject=f"Note {n}", text="Our numbers are in.\n",
+            message_id=f"<d{n}@x>", date=day + timedelta(days=2), In_Reply_To=f"<b{n}@x>"))
+    assert cli("import", str(root)).exit_code == 0
+    assert cli("classify").exit_code == 0
+    rows = {r["contact"]: r for r in report(cli, "--as-of", "2001-06-01")["contacts"]}
+    flags = {c: {f["pattern"] for f in r["flags"]} for c, r in rows.items()}
+    assert "ignores_you" in flags["bo@corp.example"]
+    assert flags["cy@corp.example"] == set()  # only ever copied: not judged
+    assert "ignores_you" not in flags["di@corp.example"]  # the broadcast asked nobody
+    assert rows["di@corp.example"]["my_requests"] == 0
+
+
+def test_an_assistant_writing_from_my_sent_folder_is_me_shown_as_them(cli, tmp_path) -> None:
+    root = tmp_path / "mail"
+    write(root / "Sent", "a", make_message(ME, "Ann <ann@corp.example>", subject="Plan",
+                                           text="Could you send the plan?\n", message_id="<a@x>",
+                                           date=START))
+    write(root / "Sent", "b", make_message("Kim Assistant <kim@corp.example>",
+                                           "Ann <ann@corp.example>", subject="Plan, for Sam",
+                                           text="Here is the agenda Sam promised.\n",
+                                           message_id="<b@x>", date=START + timedelta(1)))
+    write(root / "INBOX", "c", make_message("Ann <ann@corp.example>", ME, subject="Re: Plan",
+                                            text="Here it is.\n", message_id="<c@x>",
+                                            date=START + timedelta(2)))
+    config = tmp_path / "config.toml"
+    config.write_text('[identity]\naddresses = ["sam@rivera.example"]\n', encoding="utf-8")
+    assert cli("import", str(root), config=config).exit_code == 0
+    result = cli("contact", "ann@corp.example", "--format", "json", config=config)
+    timeline = json.loads(result.output)["timeline"]
+    assert [(e["direction"], e["sent_by"]) for e in timeline] == [
+        ("from_me", "sam@rivera.example"), ("from_me", "kim@corp.example"),
+        ("to_me", "ann@corp.example")]
+    assert "kim@corp.example" not in cli("contacts", "--format", "csv", config=config).output
