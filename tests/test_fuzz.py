@@ -34,7 +34,3 @@ def test_fault_class_is_bounded_and_loses_nothing_silently(tmp_path: Path, name:
                              time.perf_counter() - start, 0.0)
         assert not outcome.problems, (case.name, outcome.problems, result.output)
 
-
-def test_whitespace_class_is_registered_but_not_quick() -> None:
-    """Its fix is in newtext.py; the full run reports it until then."""
-    assert not fuzz.CLASSES["whitespace"].quick and fuzz.CLASSES["whitespace"].why_not_quick
