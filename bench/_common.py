@@ -27,7 +27,8 @@ def corpus(name: str, workdir: Path) -> Path:
     return dst
 
 
-def _tree_rss_kib(pid: int) -> int:
+def tree_rss_kib(pid: int) -> int:
+    """Resident KiB of a process and all its descendants (from /proc)."""
     total, todo = 0, [pid]
     while todo:
         p = todo.pop()
@@ -42,25 +43,40 @@ def _tree_rss_kib(pid: int) -> int:
     return total
 
 
+class PeakMemory:
+    """Samples the resident memory of a process tree every 50 ms while in its `with` block;
+    `mib` is the peak seen."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid, self.kib = pid, 0
+        self._stop = threading.Event()
+        self._poller = threading.Thread(target=self._poll, daemon=True)
+
+    def _poll(self) -> None:
+        while not self._stop.is_set():
+            self.kib = max(self.kib, tree_rss_kib(self.pid))
+            time.sleep(0.05)
+
+    def __enter__(self) -> PeakMemory:
+        self._poller.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._poller.join()
+
+    @property
+    def mib(self) -> float:
+        return self.kib / 1024
+
+
 def run_measured(cmd: list[str]) -> tuple[float, float, str]:
     """Run `cmd`; return wall seconds, peak MiB of its whole process tree, and its stdout."""
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    peak = 0
-    stop = threading.Event()
-
-    def poll() -> None:
-        nonlocal peak
-        while not stop.is_set():
-            peak = max(peak, _tree_rss_kib(proc.pid))
-            time.sleep(0.05)
-
-    poller = threading.Thread(target=poll, daemon=True)
-    poller.start()
-    out, err = proc.communicate()
+    with PeakMemory(proc.pid) as peak:
+        out, err = proc.communicate()
     seconds = time.perf_counter() - start
-    stop.set()
-    poller.join()
     if proc.returncode:
         sys.exit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{err}")
-    return seconds, peak / 1024, out
+    return seconds, peak.mib, out

@@ -23,6 +23,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,19 +38,9 @@ from mailnet.store import Store  # noqa: E402
 
 TUNING = ("buy-r", "keavey-p")
 HELD_OUT = ("grigsby-m", "allen-p")
-# The owners' addresses, as ../shared/README.md gives them.
-OWNERS = {
-    "allen-p": ["phillip.allen@enron.com", "k..allen@enron.com", "pallen@enron.com",
-                "phillip.k.allen@enron.com", "pallen@ect.enron.com"],
-    "buy-r": ["rick.buy@enron.com", "rbuy@enron.com", "rbuy@ect.enron.com"],
-    "grigsby-m": ["mike.grigsby@enron.com"],
-    "keavey-p": ["peter.keavey@enron.com", "f..keavey@enron.com", "pkeavey@enron.com",
-                 "pkeavey@ect.enron.com", "peter.f.keavey@enron.com"],
-    "presto-k": ["kevin.presto@enron.com", "m..presto@enron.com", "kpresto@enron.com",
-                 "kevin.m.presto@enron.com", "kpresto@ect.enron.com"],
-    "badeer-r": ["robert.badeer@enron.com", "rbadeer@enron.com"],
-}
-SENT_FOLDERS = ["sent", "_sent_mail", "sent_items"]
+_OWNERS = tomllib.loads((ROOT / "training" / "judged" / "owners.toml").read_text())
+OWNERS: dict[str, list[str]] = _OWNERS["addresses"]
+SENT_FOLDERS: list[str] = _OWNERS["sent_folders"]
 
 
 @dataclass

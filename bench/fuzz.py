@@ -33,13 +33,14 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from pathlib import Path
+
+from _common import PeakMemory
 
 MEMORY_LIMIT_MIB = 500
 SECONDS_PER_MB = 2.0
@@ -274,21 +275,6 @@ def huge_html(rng: random.Random, full: bool) -> list[Case]:
 
 # --- running -------------------------------------------------------------------------------
 
-def _tree_rss_kib(pid: int) -> int:
-    total, todo = 0, [pid]
-    while todo:
-        p = todo.pop()
-        try:
-            status = Path(f"/proc/{p}/status").read_text()
-            total += int(next(line.split()[1] for line in status.splitlines()
-                              if line.startswith("VmRSS:")))
-            for task in Path(f"/proc/{p}/task").iterdir():
-                todo += [int(c) for c in (task / "children").read_text().split()]
-        except (OSError, StopIteration):
-            continue
-    return total
-
-
 def accounted(db: Path) -> int:
     """Messages stored plus messages recorded in the errors table."""
     if not db.exists():
@@ -330,26 +316,15 @@ def run_case(case: Case, workdir: Path) -> Outcome:
     # A session of its own, so a hung run is killed with its workers (which hold the pipes).
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
-    peak, stop = 0, threading.Event()
-
-    def poll() -> None:
-        nonlocal peak
-        while not stop.is_set():
-            peak = max(peak, _tree_rss_kib(proc.pid))
-            time.sleep(0.05)
-
-    poller = threading.Thread(target=poll, daemon=True)
-    poller.start()
-    try:
-        _, err = proc.communicate(timeout=case.budget * 3)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        _, err = proc.communicate()
-    seconds = time.perf_counter() - start
-    stop.set()
-    poller.join()
+    with PeakMemory(proc.pid) as peak:
+        try:
+            _, err = proc.communicate(timeout=case.budget * 3)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            _, err = proc.communicate()
+        seconds = time.perf_counter() - start
     path.unlink()
-    return judge(case, db, proc.returncode, err, seconds, peak / 1024)
+    return judge(case, db, proc.returncode, err, seconds, peak.mib)
 
 
 def main() -> None:

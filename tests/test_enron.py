@@ -8,6 +8,7 @@ is imported and classified once per session; every command runs through the CLI.
 from __future__ import annotations
 
 import json
+import tomllib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,19 +20,10 @@ from mailnet.cli import main
 from conftest import CORPORA
 
 ENRON = CORPORA / "enron"
-# The owners' addresses, as /work/shared/README.md gives them.
-OWNERS = {
-    "allen-p": ["phillip.allen@enron.com", "k..allen@enron.com", "pallen@enron.com",
-                "phillip.k.allen@enron.com", "pallen@ect.enron.com"],
-    "buy-r": ["rick.buy@enron.com", "rbuy@enron.com", "rbuy@ect.enron.com"],
-    "grigsby-m": ["mike.grigsby@enron.com"],
-    "keavey-p": ["peter.keavey@enron.com", "f..keavey@enron.com", "pkeavey@enron.com",
-                 "pkeavey@ect.enron.com", "peter.f.keavey@enron.com"],
-    "presto-k": ["kevin.presto@enron.com", "m..presto@enron.com", "kpresto@enron.com",
-                 "kevin.m.presto@enron.com", "kpresto@ect.enron.com"],
-    "badeer-r": ["robert.badeer@enron.com", "rbadeer@enron.com"],
-}
-SENT_FOLDERS = ["sent", "_sent_mail", "sent_items"]
+_OWNERS = tomllib.loads(
+    (Path(__file__).resolve().parents[1] / "training" / "judged" / "owners.toml").read_text())
+OWNERS: dict[str, list[str]] = _OWNERS["addresses"]
+SENT_FOLDERS: list[str] = _OWNERS["sent_folders"]
 pytestmark = [pytest.mark.shared, pytest.mark.slow]
 
 Run = Callable[..., Result]
