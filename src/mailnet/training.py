@@ -95,13 +95,17 @@ def _shared(shared: Path, *parts: str) -> Path:
 # --- corpora -----------------------------------------------------------------
 
 def corpus_store(shared: Path, name: str, cache: Path) -> Path:
-    """A store holding one shared corpus, imported once into `cache` and reused."""
+    """A store holding one shared corpus, imported once into `cache` and reused.
+
+    `name` is the corpus path under corpora/ without `.mbox.xz` (e.g. `enron/allen-p/sent`).
+    """
     db = cache / f"{name}.db"
     if (cache / f"{name}.done").exists():
         return db
+    db.parent.mkdir(parents=True, exist_ok=True)
     db.unlink(missing_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
-        mbox = Path(tmp) / f"{name}.mbox"
+        mbox = Path(tmp) / f"{Path(name).name}.mbox"
         with lzma.open(_shared(shared, "corpora", f"{name}.mbox.xz")) as fin, \
                 open(mbox, "wb") as fout:
             shutil.copyfileobj(fin, fout, 1 << 22)
@@ -130,9 +134,16 @@ def _tags_row(tags: list[str], where: str) -> list[int]:
     return [int(t in tags) for t in TAGS]
 
 
+def label_table(path: Path) -> pd.DataFrame:
+    """A committed labels CSV: corpus, message_id, a 0/1 column per tag, split (train/test),
+    and for business.csv the mailbox owner."""
+    return pd.read_csv(path, dtype={"corpus": str, "message_id": str, "owner": str,
+                                    "split": str})
+
+
 def real_labels(labels_dir: Path = LABELS_DIR) -> pd.DataFrame:
-    """real.csv: corpus, message_id, a 0/1 column per tag, split (train/test)."""
-    return pd.read_csv(labels_dir / "real.csv", dtype={"message_id": str})
+    """real.csv: the labels the default model is trained and held out on."""
+    return label_table(labels_dir / "real.csv")
 
 
 def written_examples(labels_dir: Path = LABELS_DIR) -> LabelledSet:
@@ -300,10 +311,25 @@ def _labelled_corpora(shared: Path, labels: pd.DataFrame, cache: Path | None) ->
         labels, on=["corpus", "message_id"], how="left")
 
 
+def labelled_messages(shared: Path, labels: pd.DataFrame, cache: Path) -> pd.DataFrame:
+    """The labelled messages found in their corpora: model input rows with their labels.
+
+    Each corpus named in `labels` is imported with mailnet and looked up by
+    Message-ID as training does; a label whose Message-ID mailnet does not read
+    back is left out (compare the lengths to count them).
+    """
+    frames = [corpus_frame(shared, name, cache) for name in sorted(labels["corpus"].unique())]
+    return pd.concat(frames, ignore_index=True).merge(labels, on=["corpus", "message_id"])
+
+
+def as_labelled_set(rows: pd.DataFrame) -> LabelledSet:
+    """Rows of model input with a 0/1 column per tag as a :class:`LabelledSet`."""
+    return LabelledSet(rows[list(COLUMNS)].reset_index(drop=True),
+                       rows[list(TAGS)].to_numpy(dtype=int))
+
+
 def _held_out(merged: pd.DataFrame) -> LabelledSet:
-    test = merged[merged["split"] == "test"]
-    return LabelledSet(test[list(COLUMNS)].reset_index(drop=True),
-                       test[list(TAGS)].to_numpy(dtype=int))
+    return as_labelled_set(merged[merged["split"] == "test"])
 
 
 def held_out_set(shared: Path = SHARED_DIR, labels_dir: Path = LABELS_DIR,

@@ -1,0 +1,67 @@
+"""The committed label files are well-formed (runs without ../shared).
+
+A label that names a message twice, carries a tag other than 0/1, or puts one
+mailbox owner (business.csv) or one list (lists.csv) on both sides of the split
+would make the held-out figures of issue 11 leak or miscount.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from mailnet.store import TAGS
+from mailnet.training import LABELS_DIR, label_table
+
+COLUMNS = {
+    "real.csv": ["corpus", "message_id", *TAGS, "split"],
+    "business.csv": ["corpus", "message_id", "owner", *TAGS, "split"],
+    "lists.csv": ["corpus", "message_id", *TAGS, "split"],
+}
+GROUP = {"business.csv": "owner", "lists.csv": "corpus"}  # what the split holds out
+
+
+@pytest.fixture(scope="module", params=sorted(COLUMNS))
+def labels(request) -> tuple[str, pd.DataFrame]:
+    return request.param, label_table(LABELS_DIR / request.param)
+
+
+def test_columns_and_values(labels: tuple[str, pd.DataFrame]) -> None:
+    name, table = labels
+    assert list(table.columns) == COLUMNS[name]
+    assert len(table) > 0
+    assert not table.isna().any().any(), table[table.isna().any(axis=1)].head()
+    for tag in TAGS:
+        assert set(table[tag].unique()) <= {0, 1}, (tag, table[tag].unique())
+    assert set(table["split"]) == {"train", "test"}
+    assert (table["message_id"].str.strip() != "").all()
+
+
+def test_no_duplicate_messages(labels: tuple[str, pd.DataFrame]) -> None:
+    _, table = labels
+    dup = table[table.duplicated(["corpus", "message_id"], keep=False)]
+    assert dup.empty, dup.head()
+
+
+@pytest.mark.parametrize("name", sorted(GROUP))
+def test_split_holds_out_whole_groups(name: str) -> None:
+    table = label_table(LABELS_DIR / name)
+    splits = table.groupby(GROUP[name])["split"].nunique()
+    assert (splits == 1).all(), list(splits[splits > 1].index)
+    share = table.groupby(GROUP[name])["split"].first().eq("test").mean()
+    assert 0.15 <= share <= 0.25, share
+
+
+def test_business_corpora_and_owners() -> None:
+    table = label_table(LABELS_DIR / "business.csv")
+    assert table["corpus"].str.startswith("enron/").all()
+    own = table[table["corpus"] != "enron/enron-inboxes"]
+    # enron/OWNER/FOLDER: the row's owner is the mailbox's owner.
+    assert (own["corpus"].str.split("/").str[1] == own["owner"]).all()
+    assert {"enron/enron-inboxes"} < set(table["corpus"])
+    assert not own.empty
+
+
+def test_lists_corpora() -> None:
+    table = label_table(LABELS_DIR / "lists.csv")
+    assert table["corpus"].str.fullmatch(r"lists/[\w.-]+").all()
