@@ -742,9 +742,6 @@ def _runs(wanted: list[_Wanted]) -> Iterator[list[_Wanted]]:
         yield run
 
 
-Fetched = RawMessage | tuple[Origin, str]  # a message, or where it was and why it failed
-
-
 def _fetch_each(conn: _Connection, folder: tuple[str, int], uids: list[int], items: str,
                 ) -> tuple[dict[int, dict[bytes, object]], dict[int, str]]:
     """UID FETCH `items` of `uids`, and why it failed for the UIDs it failed for.
@@ -769,8 +766,9 @@ def _fetch_each(conn: _Connection, folder: tuple[str, int], uids: list[int], ite
 
 
 def _fetch_messages(conn: _Connection, task: _Task, account: str,
-                    seen_gm: set[int]) -> tuple[list[Fetched], int]:
-    """The messages of a task (or why each failed) in UID order, and the bytes downloaded."""
+                    seen_gm: set[int]) -> tuple[list[RawMessage], int]:
+    """The messages of a task in UID order (one that failed as its `error`), and the bytes
+    downloaded."""
     folder = (task.folder, task.uidvalidity)
     gmail = conn.client.has_capability("X-GM-EXT-1")
     items = "(UID RFC822.SIZE BODYSTRUCTURE" + (" X-GM-MSGID)" if gmail else ")")
@@ -810,13 +808,13 @@ def _fetch_messages(conn: _Connection, task: _Task, account: str,
                     fetched[uid] = message
                     size += sum(len(v) for k, v in data.items()
                                 if k.startswith(b"BODY[") and isinstance(v, bytes))
-    out: list[Fetched] = []
+    out: list[RawMessage] = []
     for uid in task.uids:
         origin = Origin(account, task.folder, f"{task.uidvalidity}:{uid}")
         if uid in fetched:
             out.append(RawMessage(fetched[uid], origin))
         elif uid in failed:
-            out.append((origin, f"not fetched: {failed[uid]}"))
+            out.append(RawMessage(b"", origin, error=f"not fetched: {failed[uid]}"))
     return out, size
 
 
@@ -857,8 +855,8 @@ class _Fetcher:
             except _TRANSIENT as exc:
                 self.conn.reopen(exc)
         self.conn.failures = 0
-        return _Done(task, [parse_safely(f) if isinstance(f, RawMessage) else f for f in fetched],
-                     size, self.conn.reconnects - reconnects)
+        return _Done(task, [parse_safely(raw) for raw in fetched], size,
+                     self.conn.reconnects - reconnects)
 
 
 # A fetch worker process's own login and connection (opened by its first task, so a

@@ -21,6 +21,7 @@ from mailnet.config import PATTERNS, Config, PatternSettings
 from mailnet.contacts import FROM_ME, TO_ME, contact_kind, exchanges
 from mailnet.errors import MailnetError
 from mailnet.store import TAGS, Store
+from mailnet.threads import FORWARD_SUBJECT
 
 LABELS = {
     "only_asks": "only writes when asking",
@@ -330,9 +331,6 @@ def _questions(store: Store, index: pd.Index) -> pd.Series:
     return asks.reindex(index, fill_value=0).astype(bool)
 
 
-_FORWARD = r"^\s*(?:fwd?|wg|tr|rv)\s*:"
-
-
 def build_ledger(store: Store, config: Config, window: Window | None = None,
                  settings: PatternSettings | None = None) -> Ledger:
     """Count every contact's asks and gives over `window` and find their patterns
@@ -370,7 +368,7 @@ def build_ledger(store: Store, config: Config, window: Window | None = None,
     # Such a message calls for an answer when it asks for something or asks a question;
     # an FYI forward, a pitch, or one too recent to have had its reply yet, does not.
     events["expects"] = events["counts"] & (events["request"] | events["question"]) \
-        & ~events["sales"] & ~events["subject"].str.contains(_FORWARD, case=False) \
+        & ~events["sales"] & ~events["subject"].str.contains(FORWARD_SUBJECT, case=False) \
         & (events["date"] <= end - pd.Timedelta(days=settings.reply_grace_days))
     coverage, both = _coverage(msgs_in, window, reason, settings)
     if msgs_in["parent_id"].isna().all():

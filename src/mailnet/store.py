@@ -156,6 +156,8 @@ def store_problem(exc: sqlite3.Error, path: Path) -> StoreError:
         return StoreError(f"the store {path} is damaged ({text}): restore it from a backup, "
                           "or move it away and import your mail again")
     return StoreError(f"cannot use store {path}: {text}")
+
+
 TAGS = ("request", "offer", "thanks", "sales")
 
 

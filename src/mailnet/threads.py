@@ -20,11 +20,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 MAX_DAYS = 30  # an answer comes within a month; older same-subject mail is another exchange
+_FORWARDS = r"fwd?|wg|tr|rv|转发|轉寄"
+_REPLIES = r"re|aw|sv|vs|vb|antw|odp|ynt|回复|回覆|答复|答覆"
 _PREFIX = re.compile(
-    r"^\s*(?:(?:re|fw|fwd|aw|wg|sv|vs|vb|tr|rv|antw|odp|ynt|回复|回覆|答复|答覆|转发|轉寄)"
-    r"\s*(?:\[\d+\]|\(\d+\))?\s*[:：]|\[[^\]]{1,60}\])\s*",
+    rf"^\s*(?:(?:{_REPLIES}|{_FORWARDS})\s*(?:\[\d+\]|\(\d+\))?\s*[:：]|\[[^\]]{{1,60}}\])\s*",
     re.IGNORECASE,
 )
+# A subject that starts with a forward prefix: an FYI forward, which asks no answer.
+FORWARD_SUBJECT = rf"^\s*(?:{_FORWARDS})\s*[:：]"
 _REPLY_ONLY = re.compile(r"\[[^\]]*\]")  # a list tag alone does not make a reply
 
 
