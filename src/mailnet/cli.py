@@ -101,8 +101,7 @@ def friendly_errors(func: Any) -> Any:
 
 def _store_path() -> Path:
     """The store the running command uses."""
-    obj = click.get_current_context().obj
-    return obj.db or obj.config().db_path
+    return click.get_current_context().obj.config().db_path
 
 
 @click.group()
