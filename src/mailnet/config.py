@@ -89,6 +89,7 @@ class PatternSettings:
     vanishes_min: int = 2
     vanishes_share: float = 0.6
     only_sales_share: float = 0.9
+    only_sales_min: int = 3
     ignores_min_sent: int = 3
     ignores_share: float = 0.6
     resurface_silence_days: float = 90.0
@@ -105,6 +106,8 @@ class PatternSettings:
     broadcast_recipients: int = 5
     coverage_min_messages: int = 1
     coverage_min_share: float = 0.15
+    coverage_min_replies: int = 10
+    coverage_replies_seen_share: float = 0.5
     stale_after_days: float = 30.0
     prune: tuple[str, ...] = (
         "only_asks", "gives_more", "never_thanks", "vanishes", "only_sales",

@@ -86,7 +86,7 @@ def exchanges(store: Store, config: Config) -> Exchanges:
     me = my_addresses(store, config, sent)
     msgs = pd.read_sql_query(
         """SELECT id, message_id, date, from_name, from_addr, subject, parent_id, list_id,
-                  list_post, is_bulk, source, folder FROM messages""",
+                  list_post, is_bulk, source, folder, reply_subject FROM messages""",
         store.db, index_col="id",
     )
     msgs["from_addr"] = _canonical(msgs["from_addr"], config)
@@ -182,18 +182,21 @@ def suggest_aliases(ex: Exchanges) -> str:
 
 
 def contact_kind(address: str, bulk_share: float, list_addresses: frozenset[str],
-                 mass_share: float = 0.0, from_them: int = 0, to_them: int = 0) -> str:
+                 mass_share: float = 0.0, from_them: int = 0, to_them: int = 0,
+                 footer_share: float = 0.0) -> str:
     """person, bulk (automated, marketing and announcement senders) or list.
 
     Without List headers a sender is recognised by behaviour: I never write to them,
-    and their mail mostly goes to many people (or to me only in Cc/Bcc), or their
-    address reads like a function, not a person."""
+    and their mail mostly goes to many people (or to me only in Cc/Bcc), or mostly
+    carries an unsubscribe footer (a mailer's, sent one-to-one), or their address
+    reads like a function, not a person."""
     if address in list_addresses:
         return "list"
     if bulk_share > 0.5 or is_automated_address(address):
         return "bulk"
     if to_them == 0 and from_them > 0 and (
-            mass_share > MASS_SHARE or _BULK_NAME.search(address.rpartition("@")[0])):
+            max(mass_share, footer_share) > MASS_SHARE
+            or _BULK_NAME.search(address.rpartition("@")[0])):
         return "bulk"
     return "person"
 

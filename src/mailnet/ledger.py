@@ -89,6 +89,12 @@ class Coverage:
     as_of: pd.Timestamp
     as_of_reason: str  # why that date is "now"
     note: str = ""  # what the mailbox cannot show at all
+    replies: int = 0  # my replies in the judged months
+    replies_seen: int = 0  # ... of which answer a message the mailbox holds
+    # Whether the mailbox kept what was sent to me (most messages I answered are in it).
+    # Where it did not (a deleted inbox, an export of the Sent folder), whether they
+    # answer, thank, give back or fall silent cannot be seen.
+    received_complete: bool = True
 
     def describe(self) -> str:
         if self.judged:
@@ -109,7 +115,8 @@ class Coverage:
             "judged_to": f"{self.judged[1]:%Y-%m-%d}" if self.judged else None,
             "one_sided": [{"from": a, "to": b, "side": kind} for a, b, kind in self.one_sided],
             "as_of": f"{self.as_of:%Y-%m-%d}", "as_of_reason": self.as_of_reason,
-            "note": self.note,
+            "note": self.note, "replies": self.replies, "replies_seen": self.replies_seen,
+            "received_complete": self.received_complete,
         }
 
 
@@ -214,7 +221,18 @@ def _coverage(msgs: pd.DataFrame, window: Window, reason: str,
         note = (f"almost no mail on one side ({total_received:,} received, "
                 f"{int(msgs['from_me'].sum()):,} sent): no reply, thanks, silence or balance "
                 "pattern can be judged")
-    cov = Coverage(judged, one_sided, _utc(window.as_of), reason, note)
+    # My replies (a Re: subject) in the judged months, and how many answer a stored message.
+    replies = msgs[month.isin(both) & msgs["from_me"] & msgs["reply_subject"].astype(bool)]
+    seen = int(replies["parent_author"].notna().sum())
+    complete = len(replies) < s.coverage_min_replies \
+        or seen >= s.coverage_replies_seen_share * len(replies)
+    if not complete:
+        note = "; ".join(filter(None, [note, (
+            f"received mail incomplete: {seen:,} of your {len(replies):,} replies answer a "
+            "message the mailbox holds, so whether they answer, thank, give back or fall "
+            "silent is not judged")]))
+    cov = Coverage(judged, one_sided, _utc(window.as_of), reason, note, len(replies), seen,
+                   complete)
     return cov, frozenset(both)
 
 
@@ -273,9 +291,9 @@ def _events(ex_links: pd.DataFrame, msgs: pd.DataFrame, me: frozenset[str]) -> p
     links = links.drop_duplicates(["id", "contact", "direction"])
     links = links[links["id"].isin(msgs.index)]
     cols = ["date", "subject", "from_name", "from_addr", "message_id", "parent_id", "root",
-            "is_bulk", "recipients", "question", *TAGS]
+            "is_bulk", "recipients", "question", "footer", *TAGS]
     events = links.join(msgs[cols], on="id").sort_values(["date", "id"], kind="stable")
-    flags = [*TAGS, "question", "is_bulk", "addressed"]
+    flags = [*TAGS, "question", "footer", "is_bulk", "addressed"]
     events[flags] = events[flags].fillna(False).astype(bool)
     events["mine"] = events["direction"] == FROM_ME
     return events.reset_index(drop=True)
@@ -324,11 +342,13 @@ def _thanked_gifts(msgs: pd.DataFrame) -> None:
     msgs.loc[parents.index[other], "offer"] = False
 
 
-def _questions(store: Store, index: pd.Index) -> pd.Series:
-    """Whether each message's own text asks a question."""
-    asks = pd.read_sql_query("SELECT id, instr(new_text, '?') > 0 AS q FROM messages",
-                             store.db, index_col="id")["q"]
-    return asks.reindex(index, fill_value=0).astype(bool)
+def _text_marks(store: Store, index: pd.Index) -> pd.DataFrame:
+    """Whether each message's own text asks a question, and whether it carries an
+    unsubscribe line (a mailer's footer: people don't write one)."""
+    marks = pd.read_sql_query(
+        "SELECT id, instr(new_text, '?') > 0 AS question, "
+        "new_text LIKE '%unsubscribe%' AS footer FROM messages", store.db, index_col="id")
+    return marks.reindex(index, fill_value=0).astype(bool)
 
 
 def build_ledger(store: Store, config: Config, window: Window | None = None,
@@ -343,7 +363,7 @@ def build_ledger(store: Store, config: Config, window: Window | None = None,
     msgs = ex.messages
     msgs = msgs.join(_tags(store, msgs.index))
     _thanked_gifts(msgs)
-    msgs["question"] = _questions(store, msgs.index)
+    msgs = msgs.join(_text_marks(store, msgs.index))
     msgs["root"] = _thread_roots(msgs)
     window, reason = _resolve_now(window, msgs, settings)
     end = window.end
@@ -383,7 +403,8 @@ def build_ledger(store: Store, config: Config, window: Window | None = None,
         if not inside.empty:
             judged = _aggregate(inside, ex.list_addresses, stop, settings)
             judged["kind"] = table["kind"].reindex(judged.index)
-            flags = _flags(store, judged, inside, msgs_in, settings, stop)
+            flags = _flags(store, judged, inside, msgs_in, settings, stop,
+                           coverage.received_complete)
     table["flags"] = [" ".join(f.pattern for f in flags.get(c, [])) for c in table.index]
     # Most taking first: anyone showing a pattern of taking, then by imbalance.
     table["takes"] = table["flags"].map(lambda f: bool(NEGATIVE & set(f.split())))
@@ -408,6 +429,8 @@ def _aggregate(events: pd.DataFrame, list_addresses: frozenset[str],
         t[f"my_{PLURAL[tag]}"] = (mine[tag] & mine["counts"]).groupby(mine["contact"]).sum()
     t["addressed"] = mine["counts"].groupby(mine["contact"]).sum()
     t["direct_from_them"] = theirs["counts"].groupby(theirs["contact"]).sum()
+    t["they_answered"] = mine["replied"].groupby(mine["contact"]).sum()
+    t["i_answered"] = theirs["replied"].groupby(theirs["contact"]).sum()
     t["threads_they_started"] = theirs[theirs["parent_id"].isna()].groupby("contact").size()
     t["threads_i_started"] = mine[mine["parent_id"].isna()].groupby("contact").size()
     t = t.fillna(0).astype(int)
@@ -432,9 +455,10 @@ def _aggregate(events: pd.DataFrame, list_addresses: frozenset[str],
     t["name"] = named.groupby("contact")["from_name"].last().reindex(contacts, fill_value="")
     bulk_share = theirs.groupby("contact")["is_bulk"].mean().reindex(contacts, fill_value=0)
     mass = (~theirs["counts"]).groupby(theirs["contact"]).mean().reindex(contacts, fill_value=0)
-    t["kind"] = [contact_kind(a, b, list_addresses, m, n_from, n_to)
-                 for a, b, m, n_from, n_to in zip(contacts, bulk_share, mass, t["from_them"],
-                                                  t["to_them"], strict=True)]
+    footer = theirs.groupby("contact")["footer"].mean().reindex(contacts, fill_value=0)
+    t["kind"] = [contact_kind(a, b, list_addresses, m, n_from, n_to, f)
+                 for a, b, m, n_from, n_to, f in zip(contacts, bulk_share, mass, t["from_them"],
+                                                     t["to_them"], footer, strict=True)]
     # They take (ask, receive help) minus they give (offer, receive my asks).
     t["imbalance"] = (t["their_requests"] + t["my_offers"]) - (t["their_offers"] + t["my_requests"])
     return t.round({"their_reply_rate": 3, "my_reply_rate": 3, "their_reply_days": 2,
@@ -444,19 +468,24 @@ def _aggregate(events: pd.DataFrame, list_addresses: frozenset[str],
 def _mutual(t: pd.DataFrame, s: PatternSettings, threaded: bool) -> pd.Series:
     """The business-mail ally, where thanks are rare: one of the owner's main one-to-one
     correspondents (a share of the busiest one's exchange), writing both ways, with
-    help given; and, when the store links replies at all, answering."""
+    help given; and, when replies can be seen, each answering the other."""
     direct = t["addressed"] + t["direct_from_them"]
     mutual = (direct >= s.ally_exchange_share * direct.max()) \
         & (t[["addressed", "direct_from_them"]].min(axis=1) >= s.ally_min_direct) \
         & (t["their_offers"] + t["my_offers"] >= s.ally_min_each)
     if threaded:
-        mutual &= (t["their_reply_rate"].fillna(0) >= s.ally_min_reply_rate) \
-            | (t["my_reply_rate"].fillna(0) >= s.ally_min_reply_rate)
+        mutual &= t[["they_answered", "i_answered"]].min(axis=1) >= s.ally_min_each
     return mutual
 
 
+# Patterns read from what they sent me: where the mailbox lost much of it, not judged.
+RECEIVED_SIDE = ("gives_more", "never_thanks", "vanishes", "ignores_you", "surfaces_in_need",
+                 "lost_touch")
+
+
 def _flags(store: Store, t: pd.DataFrame, events: pd.DataFrame, msgs: pd.DataFrame,
-           s: PatternSettings, end: pd.Timestamp) -> dict[str, list[Flag]]:
+           s: PatternSettings, end: pd.Timestamp, received_complete: bool = True
+           ) -> dict[str, list[Flag]]:
     """Test every pattern on every eligible contact at once, then explain the flagged ones."""
     # People only: bulk senders and lists get no person pattern, and someone only ever
     # on Cc (never written to in To, never writing) is not judged at all.
@@ -466,7 +495,7 @@ def _flags(store: Store, t: pd.DataFrame, events: pd.DataFrame, msgs: pd.DataFra
     theirs = events[~events["mine"] & events["contact"].isin(judged)]
     mine = events[events["mine"] & events["contact"].isin(judged)]
     n = t["from_them"].clip(lower=1)
-    threaded = bool(msgs["parent_id"].notna().any())
+    threaded = bool(msgs["parent_id"].notna().any()) and received_complete
 
     # vanishes: their requests I answered, after which they wrote nothing more in that thread
     helped = theirs[theirs["request"] & theirs["counts"] & theirs["replied"]
@@ -499,7 +528,8 @@ def _flags(store: Store, t: pd.DataFrame, events: pd.DataFrame, msgs: pd.DataFra
         "never_thanks": (t["my_offers"] >= s.never_thanks_min_help) & (t["their_thanks"] == 0),
         "vanishes": (t["vanished"] >= s.vanishes_min)
         & (t["vanished"] >= s.vanishes_share * t["helped"]),
-        "only_sales": (t["from_them"] > 0) & (t["their_sales"] >= s.only_sales_share * n),
+        "only_sales": (t["their_sales"] >= s.only_sales_min)
+        & (t["their_sales"] >= s.only_sales_share * n),
         "ignores_you": (t["expecting"] >= s.ignores_min_sent)
         & (t["unanswered"] >= s.ignores_share * t["expecting"]),
         "surfaces_in_need": (t["resurfaced_asking"] >= s.resurface_min)
@@ -514,9 +544,12 @@ def _flags(store: Store, t: pd.DataFrame, events: pd.DataFrame, msgs: pd.DataFra
                  & (t["my_reply_rate"] >= s.ally_min_reply_rate))
         | _mutual(t, s, threaded),
     }
-    if not threaded:  # no message links to another: no reply can be seen, nor its absence
-        for pattern in ("ignores_you", "vanishes"):
-            masks[pattern] = pd.Series(False, index=t.index)
+    # No message links to another: no reply can be seen, nor its absence. Most of what
+    # they sent me lost: nor their thanks, gifts or silences.
+    unseen = (() if threaded else ("ignores_you", "vanishes")) \
+        + (() if received_complete else RECEIVED_SIDE)
+    for pattern in unseen:
+        masks[pattern] = pd.Series(False, index=t.index)
     # An ally is mutual: anyone who also takes more than gives in some way is not one.
     masks["ally"] &= ~pd.concat([masks[p] for p in NEGATIVE], axis=1).any(axis=1)
     # Which messages prove each pattern, newest first.
