@@ -37,7 +37,7 @@ from mailnet.ledger import Window, build_ledger, prune_candidates  # noqa: E402
 from mailnet.store import Store  # noqa: E402
 
 TUNING = ("buy-r", "keavey-p")
-HELD_OUT = ("grigsby-m", "allen-p")
+HELD_OUT = ("grigsby-m", "allen-p", "badeer-r", "presto-k")
 _OWNERS = tomllib.loads((ROOT / "training" / "judged" / "owners.toml").read_text())
 OWNERS: dict[str, list[str]] = _OWNERS["addresses"]
 SENT_FOLDERS: list[str] = _OWNERS["sent_folders"]

@@ -3,6 +3,16 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Address:
+    """A display name and a normalised address."""
+
+    name: str
+    address: str
+
 
 # Local parts that mark a machine, not a person, as the sender.
 _AUTOMATED_LOCAL = re.compile(

@@ -75,6 +75,27 @@ def _canonical(series: pd.Series, config: Config) -> pd.Series:
     return series.map(lambda a: config.aliases.get(a, a))
 
 
+RECOVERED_SLACK = pd.Timedelta(days=1)  # a quoted "Sent:" is in some office's time zone
+
+
+def _drop_recovered_copies(msgs: pd.DataFrame) -> pd.DataFrame:
+    """A recovered original (mailnet.quoted) the mailbox also holds is that message (same
+    author and subject, within a day): the stored copy stays, links to it are moved."""
+    recovered = msgs["recovered"].astype(bool)
+    if not recovered.any():
+        return msgs
+    rec = msgs.loc[recovered, ["message_id", "from_addr", "thread_subject", "date"]]
+    real = msgs.loc[~recovered & msgs["from_addr"].isin(rec["from_addr"]),
+                    ["message_id", "from_addr", "thread_subject", "date"]]
+    pairs = rec.reset_index().merge(real, on=["from_addr", "thread_subject"],
+                                    suffixes=("", "_real"))
+    pairs = pairs[(pairs["date"] - pairs["date_real"]).abs() <= RECOVERED_SLACK]
+    same = pairs.drop_duplicates("id").set_index("message_id")["message_id_real"]
+    msgs = msgs[~msgs.index.isin(pairs["id"])].copy()
+    msgs["parent_id"] = msgs["parent_id"].map(same).fillna(msgs["parent_id"])
+    return msgs
+
+
 def exchanges(store: Store, config: Config) -> Exchanges:
     """Direction and counterparts of every stored message.
 
@@ -86,7 +107,8 @@ def exchanges(store: Store, config: Config) -> Exchanges:
     me = my_addresses(store, config, sent)
     msgs = pd.read_sql_query(
         """SELECT id, message_id, date, from_name, from_addr, subject, parent_id, list_id,
-                  list_post, is_bulk, source, folder, reply_subject FROM messages""",
+                  list_post, is_bulk, source, folder, reply_subject, thread_subject, recovered
+           FROM messages""",
         store.db, index_col="id",
     )
     msgs["from_addr"] = _canonical(msgs["from_addr"], config)
@@ -108,6 +130,7 @@ def exchanges(store: Store, config: Config) -> Exchanges:
     # The store writes one format: naming it parses a million dates several times faster.
     msgs["date"] = pd.to_datetime(msgs["date"], format="%Y-%m-%dT%H:%M:%SZ", utc=True,
                                   errors="coerce")
+    msgs = _drop_recovered_copies(msgs)
     recips = pd.read_sql_query(
         "SELECT message AS id, address, kind = 'to' AS in_to FROM recipients "
         "WHERE kind IN ('to', 'cc')", store.db
@@ -120,6 +143,9 @@ def exchanges(store: Store, config: Config) -> Exchanges:
 
     authors = msgs.drop_duplicates("message_id").set_index("message_id")["from_addr"]
     msgs["parent_author"] = msgs["parent_id"].map(authors)
+    # Whether the message answered is one the mailbox kept (not only read from a quote).
+    msgs["recovered"] = msgs["recovered"].astype(bool)
+    msgs["parent_kept"] = msgs["parent_id"].isin(msgs.loc[~msgs["recovered"], "message_id"])
     msgs["from_me"] = msgs["from_addr"].isin(me)
     me_recipient = set(recips.loc[recips["address"].isin(me), "id"])
     msgs["to_me_in_to"] = msgs.index.isin(recips.loc[recips["address"].isin(me) & recips["in_to"],

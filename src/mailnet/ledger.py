@@ -192,7 +192,7 @@ def _coverage(msgs: pd.DataFrame, window: Window, reason: str,
               s: PatternSettings) -> tuple[Coverage, frozenset]:
     """Which months hold both received and sent mail, and the one-sided stretches."""
     month = msgs["date"].dt.tz_localize(None).dt.to_period("M")
-    received = month[msgs["to_me"]].value_counts()
+    received = month[msgs["to_me"] & ~msgs["recovered"]].value_counts()
     sent = month[msgs["from_me"]].value_counts()
     months = received.index.union(sent.index).sort_values()
     got = _present(received.reindex(months, fill_value=0), s)
@@ -223,7 +223,7 @@ def _coverage(msgs: pd.DataFrame, window: Window, reason: str,
                 "pattern can be judged")
     # My replies (a Re: subject) in the judged months, and how many answer a stored message.
     replies = msgs[month.isin(both) & msgs["from_me"] & msgs["reply_subject"].astype(bool)]
-    seen = int(replies["parent_author"].notna().sum())
+    seen = int(replies["parent_kept"].sum())
     complete = len(replies) < s.coverage_min_replies \
         or seen >= s.coverage_replies_seen_share * len(replies)
     if not complete:

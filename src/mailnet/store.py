@@ -121,6 +121,10 @@ _MIGRATIONS: list[str] = [
     ALTER TABLE messages ADD COLUMN parent_inferred INTEGER NOT NULL DEFAULT 0;
     CREATE INDEX messages_thread_subject ON messages (thread_subject);
     """,
+    # 6: originals read from the quote in a reply when the mailbox lost them (mailnet.quoted)
+    """
+    ALTER TABLE messages ADD COLUMN recovered INTEGER NOT NULL DEFAULT 0;
+    """,
 ]
 _THREAD_MIGRATION = 5
 
@@ -248,38 +252,45 @@ class Store:
         return self.db.execute("PRAGMA user_version").fetchone()[0]
 
     def add_messages(self, messages: Iterable[ParsedMessage]) -> AddResult:
-        """Store a batch in one transaction; a message already stored counts as a duplicate."""
+        """Store a batch in one transaction; a message already stored counts as a duplicate.
+        The original a reply quotes (`quoted`, recovered) is stored beside it."""
         added = duplicates = 0
         with self.db:
             self.db.execute("BEGIN")
             for m in messages:
-                cur = self.db.execute(
-                    """INSERT OR IGNORE INTO messages (message_id, content_hash, date, from_name,
-                        from_addr, subject, in_reply_to, refs, parent_id, list_id, list_post,
-                        list_unsubscribe, precedence, auto_submitted, is_bulk, size, new_text,
-                        source, folder, position, thread_subject, reply_subject)
-                       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-                    (m.message_id, m.content_hash,
-                     m.date.strftime("%Y-%m-%dT%H:%M:%SZ") if m.date else None,
-                     m.sender.name if m.sender else "", m.sender.address if m.sender else "",
-                     m.subject, m.in_reply_to, " ".join(m.references), m.parent_id,
-                     m.list_id, m.list_post, m.list_unsubscribe, m.precedence,
-                     m.auto_submitted, int(m.is_bulk), m.size, m.new_text,
-                     m.origin.source, m.origin.folder, m.origin.position,
-                     *normalise_subject(m.subject)),
-                )
-                if not cur.rowcount:
+                if not self._insert(m):
                     duplicates += 1
                     continue
                 added += 1
-                rowid = cur.lastrowid
-                self.db.executemany(
-                    "INSERT INTO recipients (message, kind, name, address) VALUES (?, ?, ?, ?)",
-                    [(rowid, kind, a.name, a.address)
-                     for kind, addrs in (("to", m.to), ("cc", m.cc), ("reply-to", m.reply_to))
-                     for a in addrs],
-                )
+                if m.quoted:
+                    self._insert(m.quoted)
         return AddResult(added, duplicates)
+
+    def _insert(self, m: ParsedMessage) -> bool:
+        cur = self.db.execute(
+            """INSERT OR IGNORE INTO messages (message_id, content_hash, date, from_name,
+                from_addr, subject, in_reply_to, refs, parent_id, list_id, list_post,
+                list_unsubscribe, precedence, auto_submitted, is_bulk, size, new_text,
+                source, folder, position, thread_subject, reply_subject, recovered)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+            (m.message_id, m.content_hash,
+             m.date.strftime("%Y-%m-%dT%H:%M:%SZ") if m.date else None,
+             m.sender.name if m.sender else "", m.sender.address if m.sender else "",
+             m.subject, m.in_reply_to, " ".join(m.references), m.parent_id,
+             m.list_id, m.list_post, m.list_unsubscribe, m.precedence,
+             m.auto_submitted, int(m.is_bulk), m.size, m.new_text,
+             m.origin.source, m.origin.folder, m.origin.position,
+             *normalise_subject(m.subject), int(m.recovered)),
+        )
+        if not cur.rowcount:
+            return False
+        self.db.executemany(
+            "INSERT INTO recipients (message, kind, name, address) VALUES (?, ?, ?, ?)",
+            [(cur.lastrowid, kind, a.name, a.address)
+             for kind, addrs in (("to", m.to), ("cc", m.cc), ("reply-to", m.reply_to))
+             for a in addrs],
+        )
+        return True
 
     def infer_parents(self) -> int:
         """Link replies without reply headers to the message they answer (mailnet.threads).
