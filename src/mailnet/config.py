@@ -103,11 +103,12 @@ class PatternSettings:
     ally_min_reply_rate: float = 0.5
     ally_exchange_share: float = 0.35
     ally_min_direct: int = 6
+    ally_balance: float = 0.25
     broadcast_recipients: int = 5
     coverage_min_messages: int = 1
     coverage_min_share: float = 0.15
     coverage_min_replies: int = 10
-    coverage_replies_seen_share: float = 0.5
+    coverage_replies_seen_share: float = 0.8
     stale_after_days: float = 30.0
     prune: tuple[str, ...] = (
         "only_asks", "gives_more", "never_thanks", "vanishes", "only_sales",

@@ -45,7 +45,8 @@ def my_addresses(store: Store, config: Config,
     if sent:
         pairs = ", ".join(["(?, ?)"] * len(sent))
         rows = store.db.execute(
-            f"SELECT DISTINCT from_addr FROM messages WHERE (source, folder) IN (VALUES {pairs})",
+            f"SELECT DISTINCT from_addr FROM messages WHERE (source, folder) IN (VALUES {pairs}) "
+            "AND NOT recovered",
             [v for pair in sent for v in pair])
         found.update(a for (a,) in rows if a)
     if found:
@@ -92,7 +93,8 @@ def _drop_recovered_copies(msgs: pd.DataFrame) -> pd.DataFrame:
     pairs = pairs[(pairs["date"] - pairs["date_real"]).abs() <= RECOVERED_SLACK]
     same = pairs.drop_duplicates("id").set_index("message_id")["message_id_real"]
     msgs = msgs[~msgs.index.isin(pairs["id"])].copy()
-    msgs["parent_id"] = msgs["parent_id"].map(same).fillna(msgs["parent_id"])
+    moved = msgs["parent_id"].isin(same.index)
+    msgs.loc[moved, "parent_id"] = msgs.loc[moved, "parent_id"].map(same)
     return msgs
 
 
@@ -115,6 +117,7 @@ def exchanges(store: Store, config: Config) -> Exchanges:
     in_sent = pd.Series(False, index=msgs.index)
     for source, folder in sent:  # a few folders, many messages
         in_sent |= (msgs["source"] == source) & (msgs["folder"] == folder)
+    in_sent &= msgs["recovered"] == 0  # read from a quote in my reply, it is not mine
     # A list can deliver the same message twice; both copies are stored, one counts: the
     # copy in a Sent folder if there is one (anyone can send me mail that reuses the
     # Message-IDs of my replies, and must not replace them), else the first stored.
@@ -131,6 +134,7 @@ def exchanges(store: Store, config: Config) -> Exchanges:
     msgs["date"] = pd.to_datetime(msgs["date"], format="%Y-%m-%dT%H:%M:%SZ", utc=True,
                                   errors="coerce")
     msgs = _drop_recovered_copies(msgs)
+    in_sent = in_sent[msgs.index]
     recips = pd.read_sql_query(
         "SELECT message AS id, address, kind = 'to' AS in_to FROM recipients "
         "WHERE kind IN ('to', 'cc')", store.db

@@ -390,6 +390,10 @@ def build_ledger(store: Store, config: Config, window: Window | None = None,
     events["expects"] = events["counts"] & (events["request"] | events["question"]) \
         & ~events["sales"] & ~events["subject"].str.contains(FORWARD_SUBJECT, case=False) \
         & (events["date"] <= end - pd.Timedelta(days=settings.reply_grace_days))
+    # A favour is an offer that is not an FYI forward: passing material on is exchanged
+    # mail, not help (readers of business mail don't count it as giving more).
+    events["favour"] = events["offer"] & events["counts"] \
+        & ~events["subject"].str.contains(FORWARD_SUBJECT, case=False)
     coverage, both = _coverage(msgs_in, window, reason, settings)
     if msgs_in["parent_id"].isna().all():
         coverage = replace(coverage, note="; ".join(filter(None, [
@@ -404,7 +408,7 @@ def build_ledger(store: Store, config: Config, window: Window | None = None,
             judged = _aggregate(inside, ex.list_addresses, stop, settings)
             judged["kind"] = table["kind"].reindex(judged.index)
             flags = _flags(store, judged, inside, msgs_in, settings, stop,
-                           coverage.received_complete)
+                           coverage.received_complete, table)
     table["flags"] = [" ".join(f.pattern for f in flags.get(c, [])) for c in table.index]
     # Most taking first: anyone showing a pattern of taking, then by imbalance.
     table["takes"] = table["flags"].map(lambda f: bool(NEGATIVE & set(f.split())))
@@ -428,6 +432,8 @@ def _aggregate(events: pd.DataFrame, list_addresses: frozenset[str],
             theirs["contact"]).sum()
         t[f"my_{PLURAL[tag]}"] = (mine[tag] & mine["counts"]).groupby(mine["contact"]).sum()
     t["addressed"] = mine["counts"].groupby(mine["contact"]).sum()
+    t["my_favours"] = mine["favour"].groupby(mine["contact"]).sum()
+    t["their_favours"] = theirs["favour"].groupby(theirs["contact"]).sum()
     t["direct_from_them"] = theirs["counts"].groupby(theirs["contact"]).sum()
     t["they_answered"] = mine["replied"].groupby(mine["contact"]).sum()
     t["i_answered"] = theirs["replied"].groupby(theirs["contact"]).sum()
@@ -467,26 +473,35 @@ def _aggregate(events: pd.DataFrame, list_addresses: frozenset[str],
 
 def _mutual(t: pd.DataFrame, s: PatternSettings, threaded: bool) -> pd.Series:
     """The business-mail ally, where thanks are rare: one of the owner's main one-to-one
-    correspondents (a share of the busiest one's exchange), writing both ways, with
-    help given; and, when replies can be seen, each answering the other."""
+    correspondents (a share of the busiest one's exchange), writing both ways, each
+    asking and each giving (staff who only report to me, or whom I only direct, are a
+    working tie, not an ally); and, when replies can be seen, each answering the other."""
     direct = t["addressed"] + t["direct_from_them"]
     mutual = (direct >= s.ally_exchange_share * direct.max()) \
         & (t[["addressed", "direct_from_them"]].min(axis=1) >= s.ally_min_direct) \
-        & (t["their_offers"] + t["my_offers"] >= s.ally_min_each)
+        & (t[["their_requests", "my_requests", "their_offers", "my_offers"]].min(axis=1)
+           >= s.ally_min_each)
+    for theirs, mine in (("their_requests", "my_requests"), ("their_offers", "my_offers")):
+        pair = t[[theirs, mine]]
+        mutual &= pair.min(axis=1) >= s.ally_balance * pair.max(axis=1)
     if threaded:
         mutual &= t[["they_answered", "i_answered"]].min(axis=1) >= s.ally_min_each
     return mutual
 
 
-# Patterns read from what they sent me: where the mailbox lost much of it, not judged.
-RECEIVED_SIDE = ("gives_more", "never_thanks", "vanishes", "ignores_you", "surfaces_in_need",
-                 "lost_touch")
+# Patterns read from all they sent me: where the mailbox lost much of it, not judged (what
+# survives, or is read from the quotes in my replies, is what I answered: mostly asks).
+RECEIVED_SIDE = ("only_asks", "gives_more", "never_thanks", "vanishes", "ignores_you",
+                 "surfaces_in_need", "lost_touch")
 
 
 def _flags(store: Store, t: pd.DataFrame, events: pd.DataFrame, msgs: pd.DataFrame,
-           s: PatternSettings, end: pd.Timestamp, received_complete: bool = True
-           ) -> dict[str, list[Flag]]:
-    """Test every pattern on every eligible contact at once, then explain the flagged ones."""
+           s: PatternSettings, end: pd.Timestamp, received_complete: bool,
+           whole: pd.DataFrame) -> dict[str, list[Flag]]:
+    """Test every pattern on every eligible contact at once, then explain the flagged ones.
+
+    `t` counts the judged months; `whole` the whole window, where the business ally is
+    read: a two-way tie shows wherever both sides wrote, one-sided months included."""
     # People only: bulk senders and lists get no person pattern, and someone only ever
     # on Cc (never written to in To, never writing) is not judged at all.
     eligible = (t["kind"] == "person") & (t["from_them"] + t["to_them"] >= s.min_messages) \
@@ -523,9 +538,9 @@ def _flags(store: Store, t: pd.DataFrame, events: pd.DataFrame, msgs: pd.DataFra
         "only_asks": (t["their_requests"] >= s.only_asks_min_requests)
         & (t["their_requests"] >= s.only_asks_share * n)
         & (t["their_offers"] <= s.only_asks_max_offer_share * n),
-        "gives_more": (t["my_offers"] >= s.gives_more_min_offers)
-        & (t["my_offers"] >= s.gives_more_ratio * t["their_offers"].clip(lower=1)),
-        "never_thanks": (t["my_offers"] >= s.never_thanks_min_help) & (t["their_thanks"] == 0),
+        "gives_more": (t["my_favours"] >= s.gives_more_min_offers)
+        & (t["my_favours"] >= s.gives_more_ratio * t["their_favours"].clip(lower=1)),
+        "never_thanks": (t["my_favours"] >= s.never_thanks_min_help) & (t["their_thanks"] == 0),
         "vanishes": (t["vanished"] >= s.vanishes_min)
         & (t["vanished"] >= s.vanishes_share * t["helped"]),
         "only_sales": (t["their_sales"] >= s.only_sales_min)
@@ -542,7 +557,7 @@ def _flags(store: Store, t: pd.DataFrame, events: pd.DataFrame, msgs: pd.DataFra
                      "their_thanks", "my_thanks"]] >= each).all(axis=1)
                  & (t["their_reply_rate"] >= s.ally_min_reply_rate)
                  & (t["my_reply_rate"] >= s.ally_min_reply_rate))
-        | _mutual(t, s, threaded),
+        | _mutual(whole, s, threaded).reindex(t.index, fill_value=False),
     }
     # No message links to another: no reply can be seen, nor its absence. Most of what
     # they sent me lost: nor their thanks, gifts or silences.
@@ -555,8 +570,8 @@ def _flags(store: Store, t: pd.DataFrame, events: pd.DataFrame, msgs: pd.DataFra
     # Which messages prove each pattern, newest first.
     proof = {
         "only_asks": (theirs[theirs["request"]], "request"),
-        "gives_more": (mine[mine["offer"]], "offer"),
-        "never_thanks": (mine[mine["offer"]], "offer"),
+        "gives_more": (mine[mine["favour"]], "offer"),
+        "never_thanks": (mine[mine["favour"]], "offer"),
         "vanishes": (vanished, "request"),
         "only_sales": (theirs[theirs["sales"]], "sales"),
         "ignores_you": (unanswered, "no reply"),
@@ -577,7 +592,7 @@ def _flags(store: Store, t: pd.DataFrame, events: pd.DataFrame, msgs: pd.DataFra
         by_contact: dict[str, list[dict]] = {}
         for r in rows:
             by_contact.setdefault(r["contact"], []).append(r)
-        facts = t.loc[who].to_dict("index")
+        facts = (whole if pattern == "ally" else t).loc[who].to_dict("index")
         tag = proof[pattern][1]
         for contact in who:
             mine_rows = by_contact.get(contact, [])
@@ -603,10 +618,10 @@ def _reason(pattern: str, r: SimpleNamespace, s: PatternSettings, rows: list[dic
                 f"{r.their_offers}, thanked {r.their_thanks}; you answered "
                 f"{r.requests_answered} of their requests")
     if pattern == "gives_more":
-        return (f"you offered {r.my_offers} times, they offered {r.their_offers}; "
-                f"they asked {r.their_requests} times, you asked {r.my_requests}")
+        return (f"you helped {r.my_favours} times, they helped {r.their_favours} (FYI forwards "
+                f"not counted); they asked {r.their_requests} times, you asked {r.my_requests}")
     if pattern == "never_thanks":
-        return (f"you helped {r.my_offers} times (answering {r.requests_answered} of their "
+        return (f"you helped {r.my_favours} times (answering {r.requests_answered} of their "
                 f"requests); they thanked you 0 times in {r.from_them} messages")
     if pattern == "vanishes":
         return (f"you answered {r.helped} of their requests; after {r.vanished} of those "
