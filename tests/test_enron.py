@@ -107,7 +107,12 @@ def test_busiest_contacts(mailbox: Callable[[str], Run], owner: str) -> None:
     assert len(busiest) == 20
     for row in busiest:
         address = row["contact"]
-        record = json.loads(run("contact", address, "--format", "json").output)
+        result = run("contact", address, "--format", "json")
+        if _no_mail(result):  # all their mail is dated after the archive's end (a spam's date)
+            assert row["last"] > json.loads(run("report", "--format", "json").output)[
+                "period"]["as_of"]
+            continue
+        record = json.loads(result.output)
         assert record["contact"] == address
         run("contact", address)
         run("contact", address, "--since", "2001-10-01", "--until", "2001-10-08")

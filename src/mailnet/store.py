@@ -380,9 +380,12 @@ class Store:
         return cur.fetchall()
 
     def count(self, table: str = "messages") -> int:
+        """Rows of a table; for messages, the mail stored (originals recovered from a
+        reply's quote are read from another message, not stored mail)."""
         if table not in ("messages", "recipients", "errors", "tags"):
             raise ValueError(table)
-        return self.db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+        where = " WHERE NOT recovered" if table == "messages" else ""
+        return self.db.execute(f"SELECT count(*) FROM {table}{where}").fetchone()[0]
 
     def known_contents(self, content_hashes: Iterable[str]) -> set[str]:
         """Which of these content hashes are stored already."""
