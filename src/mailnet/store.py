@@ -292,13 +292,19 @@ class Store:
         )
         return True
 
-    def infer_parents(self) -> int:
+    def last_id(self) -> int:
+        """The newest message's row id (0: none): what an import adds comes after it."""
+        return self.db.execute("SELECT coalesce(max(id), 0) FROM messages").fetchone()[0]
+
+    def infer_parents(self, after: int = 0) -> int:
         """Link replies without reply headers to the message they answer (mailnet.threads).
 
         The inferred parent goes where a header parent goes (`parent_id`), with
         `parent_inferred = 1`, so everything that follows threads reads it alike; a
-        header link is never replaced. Only subjects with an unlinked reply are read.
-        Returns how many replies are linked now.
+        header link is never replaced. Only subjects with an unlinked reply are read,
+        and with `after` (a :meth:`last_id` from before an import) only the subjects of
+        the messages imported since: a new message can only answer, or be answered by,
+        mail of its own subject. Returns how many replies are linked now.
         """
         rows = self.db.execute(
             """SELECT m.id, m.message_id, m.date, m.from_addr, m.thread_subject, m.reply_subject,
@@ -308,7 +314,8 @@ class Store:
                WHERE m.thread_subject IN (
                    SELECT thread_subject FROM messages WHERE reply_subject AND thread_subject != ''
                        AND (parent_id IS NULL OR parent_inferred))
-               GROUP BY m.id""").fetchall()
+                 AND m.thread_subject IN (SELECT thread_subject FROM messages WHERE id > ?)
+               GROUP BY m.id""", (after,)).fetchall()
         found = infer_parents(
             ThreadRow(rowid, message_id,
                       datetime.strptime(date, "%Y-%m-%dT%H:%M:%SZ") if date else None,
