@@ -109,7 +109,8 @@ def exchanges(store: Store, config: Config) -> Exchanges:
     me = my_addresses(store, config, sent)
     msgs = pd.read_sql_query(
         """SELECT id, message_id, date, from_name, from_addr, subject, parent_id, list_id,
-                  list_post, is_bulk, source, folder, reply_subject, thread_subject, recovered
+                  list_post, is_bulk, source, folder, reply_subject, thread_subject, recovered,
+                  question, footer
            FROM messages""",
         store.db, index_col="id",
     )

@@ -342,15 +342,6 @@ def _thanked_gifts(msgs: pd.DataFrame) -> None:
     msgs.loc[parents.index[other], "offer"] = False
 
 
-def _text_marks(store: Store, index: pd.Index) -> pd.DataFrame:
-    """Whether each message's own text asks a question, and whether it carries an
-    unsubscribe line (a mailer's footer: people don't write one)."""
-    marks = pd.read_sql_query(
-        "SELECT id, instr(new_text, '?') > 0 AS question, "
-        "new_text LIKE '%unsubscribe%' AS footer FROM messages", store.db, index_col="id")
-    return marks.reindex(index, fill_value=0).astype(bool)
-
-
 def build_ledger(store: Store, config: Config, window: Window | None = None,
                  settings: PatternSettings | None = None) -> Ledger:
     """Count every contact's asks and gives over `window` and find their patterns
@@ -363,7 +354,7 @@ def build_ledger(store: Store, config: Config, window: Window | None = None,
     msgs = ex.messages
     msgs = msgs.join(_tags(store, msgs.index))
     _thanked_gifts(msgs)
-    msgs = msgs.join(_text_marks(store, msgs.index))
+    msgs[["question", "footer"]] = msgs[["question", "footer"]].astype(bool)
     msgs["root"] = _thread_roots(msgs)
     window, reason = _resolve_now(window, msgs, settings)
     end = window.end

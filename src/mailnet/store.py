@@ -28,6 +28,11 @@ class StoreError(MailnetError):
     """The store cannot be opened or is from a newer mailnet."""
 
 
+# Whether a message's own text asks a question, and whether it carries an unsubscribe line
+# (a mailer's footer: people don't write one), as SQL over its new text.
+_QUESTION = "instr({text}, '?') > 0"
+_FOOTER = "{text} LIKE '%unsubscribe%'"
+
 _MIGRATIONS: list[str] = [
     # 1: messages, recipients, errors
     """
@@ -124,6 +129,13 @@ _MIGRATIONS: list[str] = [
     # 6: originals read from the quote in a reply when the mailbox lost them (mailnet.quoted)
     """
     ALTER TABLE messages ADD COLUMN recovered INTEGER NOT NULL DEFAULT 0;
+    """,
+    # 7: marks of the new text read by every report, kept so no report reads all the text
+    f"""
+    ALTER TABLE messages ADD COLUMN question INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE messages ADD COLUMN footer INTEGER NOT NULL DEFAULT 0;
+    UPDATE messages SET question = {_QUESTION.format(text="new_text")},
+                        footer = {_FOOTER.format(text="new_text")};
     """,
 ]
 _THREAD_MIGRATION = 5
@@ -271,8 +283,10 @@ class Store:
             """INSERT OR IGNORE INTO messages (message_id, content_hash, date, from_name,
                 from_addr, subject, in_reply_to, refs, parent_id, list_id, list_post,
                 list_unsubscribe, precedence, auto_submitted, is_bulk, size, new_text,
-                source, folder, position, thread_subject, reply_subject, recovered)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                source, folder, position, thread_subject, reply_subject, recovered, question,
+                footer)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, """
+            f"{_QUESTION.format(text='?17')}, {_FOOTER.format(text='?17')})",
             (m.message_id, m.content_hash,
              m.date.strftime("%Y-%m-%dT%H:%M:%SZ") if m.date else None,
              m.sender.name if m.sender else "", m.sender.address if m.sender else "",
