@@ -37,6 +37,7 @@ INTENDED = {
     "ravi.patel@lumen.example": None,
     "omar@haddad.example": None,
     "lee@chen-consulting.example": None,
+    "noor@aziz.example": "ally",  # an ally who cooled: see test_the_cooled_contact_...
 }
 NEGATIVE = {"only_asks", "gives_more", "never_thanks", "vanishes", "only_sales",
             "ignores_you", "surfaces_in_need"}
