@@ -364,7 +364,8 @@ thread("lee", 5, "Quick favour",
 
 # --- cooled: an ally every month of 2023, then one short note a quarter from 2024-Q1 --------
 NOOR = [
-    ("Slides for the meetup", "your slides from the SDR meetup", "here they are: docs.example/sdr."),
+    ("Slides for the meetup", "your slides from the SDR meetup",
+     "here they are: docs.example/sdr."),
     ("Filter design", "a second look at my FIR filter taps", "your taps are fine; widen the "
      "transition band a little and it settles."),
     ("Lab bench", "a loan of your spectrum analyser for a week", "sure, it's packed and "
