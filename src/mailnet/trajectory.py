@@ -148,9 +148,9 @@ def trajectories(ledger: Ledger, contacts: pd.Index) -> dict[str, Trajectory]:
         return {}
     codes = quarters.year.to_numpy() * 4 + quarters.quarter.to_numpy() - 1
     ev = ledger.events[ledger.events["contact"].isin(contacts)]
-    pos = np.searchsorted(codes, _quarter_codes(ev["date"]))
-    keep = (pos < len(codes)) & (codes[np.minimum(pos, len(codes) - 1)]
-                                 == _quarter_codes(ev["date"]))
+    own = _quarter_codes(ev["date"])
+    pos = np.searchsorted(codes, own)
+    keep = (pos < len(codes)) & (codes[np.minimum(pos, len(codes) - 1)] == own)
     ev = ev[keep].assign(q=pos[keep], c=contacts.get_indexer(ev.loc[keep, "contact"]))
     shape = (len(contacts), len(quarters))
     mine = ev["mine"].to_numpy()
