@@ -65,7 +65,7 @@ class Network:
     mainly_blasts: int  # ... mostly one-to-many
     mainly_direct: int  # ... mostly one-to-one
     blast_message_share: float  # share of their messages that were one-to-many
-    blasters: list[Blaster]
+    blasters: list[Blaster]  # the busiest of them
 
     def record(self) -> dict:
         """The JSON form (docs/report.md, "network")."""
@@ -107,9 +107,8 @@ def build_network(ledger: Ledger) -> Network:
     theirs = ev[~ev["mine"] & ev["contact"].isin(writers.index)]
     blast = (~theirs["counts"] | theirs["is_bulk"]).groupby(theirs["contact"])
     share, count = blast.mean(), blast.size()
-    mainly = share[share > 0.5].sort_values(ascending=False, kind="stable")
-    mainly = mainly.to_frame("share").join(count.rename("n")).sort_values(
-        ["share", "n"], ascending=False, kind="stable").head(BLASTERS)
+    mainly = share[share > 0.5].to_frame("share").join(count.rename("n")).sort_values(
+        ["n", "share"], ascending=False, kind="stable").head(BLASTERS)
     names = writers["name"]
     return Network(
         people=n, patterns=patterns, my_offers=total, receivers=int((offers > 0).sum()),

@@ -288,7 +288,8 @@ def network_view(net: Network) -> RenderableType:
              style="bold"), patterns,
         Text(f"\nYour giving: {net.my_offers} offers to {net.receivers} people; the top "
              f"{len(net.top)} get {net.top_share:.0%} of them", style="bold"), giving,
-        Text("\nTakers and allies by organisation (mail domain)", style="bold"), orgs,
+        Text("\nTakers and allies by organisation (mail domain)", style="bold"),
+        orgs if net.organisations else Text("no taker or ally judged", style="dim"),
         Text(f"\nQuantity over quality: {net.mainly_blasts} of the {net.senders} who write "
              f"to you reach you mainly through one-to-many mail, {net.mainly_direct} mainly "
              f"one-to-one; {net.blast_message_share:.0%} of their messages are one-to-many",
