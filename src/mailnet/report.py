@@ -360,14 +360,18 @@ MULTIPLES = 60  # small multiples drawn at most
 _MARK_SHAPE = {"surfaces_in_need": "▲", "vanishes": "▼"}
 
 
-def _legend(items: list[tuple[str, str]]) -> Markup:
-    """A legend drawn with the same marks as the charts: (SVG mark at x=0..14, label)."""
-    body, x = [], 0
+def _legend(items: list[tuple[str, str]], width: int = 380) -> Markup:
+    """A legend drawn with the same marks as the charts: (SVG mark at x=0..14, label),
+    in rows no wider than a phone screen."""
+    body, x, y = [], 0, 0
     for mark, label in items:
-        body.append(f'<g transform="translate({x},0)">{mark}'
+        size = 32 + 7 * len(label)
+        if x and x + size > width:
+            x, y = 0, y + 20
+        body.append(f'<g transform="translate({x},{y})">{mark}'
                     f'<text x="22" y="13">{html.escape(label)}</text></g>')
-        x += 32 + 7 * len(label)
-    return _svg(min(x, 1400), 20, body, "legend", "legend-svg")
+        x += size
+    return _svg(width, y + 20, body, "legend", "legend-svg")
 
 
 def trajectory_chart(path: Trajectory, name: str) -> Markup:
