@@ -21,6 +21,7 @@ ME = "Sam Rivera <sam@rivera.example>"
 CAROL = "Carol Steady <carol@steady.example>"
 ANN = "Ann Cool <ann@cool.example>"
 BOB = "Bob Burst <bob@burst.example>"
+WES = "Wes Warm <wes@warm.example>"
 START = datetime(2023, 1, 5, 10, 0, tzinfo=UTC)
 
 
@@ -47,7 +48,8 @@ def _exchange(mails: list[tuple[str, bytes]], who: str, when: datetime, n: int) 
 def story() -> list[tuple[str, bytes]]:
     """Two years: Carol writes every month throughout (the mailbox's both sides are
     present every month); Ann four times a month in 2023, once a quarter in 2024 (cooled
-    from 2024Q1); Bob once a quarter, with one burst of ten in 2023Q3 (no change)."""
+    from 2024Q1); Bob once a quarter, with one burst of ten in 2023Q3 (no change); Wes
+    once a quarter in 2023, three times a month in 2024 (warmed from 2024Q1)."""
     mails: list[tuple[str, bytes]] = []
     for month in range(24):
         when = START + timedelta(days=30.4 * month)
@@ -62,6 +64,9 @@ def story() -> list[tuple[str, bytes]]:
         if month == 7:
             for n in range(10):
                 _exchange(mails, BOB, when + timedelta(days=4 + n), 100 + n)
+        if month >= 12 or month % 3 == 2:
+            for week in range(1 if month < 12 else 3):
+                _exchange(mails, WES, when + timedelta(days=5 + 7 * week), month * 4 + week)
     return mails
 
 
@@ -89,6 +94,9 @@ def test_change_point_found_where_the_mail_changed_level(story_cli) -> None:
     assert ann["change"]["kind"] == "cooled" and ann["change"]["since"] == "2024Q1"
     assert ann["change"]["before"] == 24 and ann["change"]["after"] == 2
     assert ann["change"]["text"] == "cooling since 2024Q1: 24.0 → 2.0 messages a quarter"
+    wes = paths["wes@warm.example"]["change"]
+    assert (wes["kind"], wes["since"], wes["before"], wes["after"]) == ("warmed", "2024Q1", 2, 18)
+    assert wes["text"].startswith("warmed from 2024Q1")
     # One burst quarter is not a change of level (the medians do not move), nor is steady mail.
     assert paths["bob@burst.example"]["change"] is None
     assert paths["carol@steady.example"]["change"] is None
