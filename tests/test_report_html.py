@@ -73,3 +73,53 @@ def test_page_renders_charts_and_flags_in_chromium(page_file: Path, tmp_path: Pa
             browser.close()
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
     assert requests == [page_file.as_uri()]  # nothing fetched but the page itself
+
+
+def test_trajectories_and_network_sections_in_chromium(page_file: Path, tmp_path: Path) -> None:
+    """Small multiples with the change drawn where the JSON puts it, a legend naming only
+    what is drawn, network charts carrying their numbers, and nothing wider than a phone."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch_persistent_context(
+            str(tmp_path / "profile"), executable_path=str(CHROMIUM), headless=True,
+            args=FLAGS, viewport={"width": 400, "height": 900})
+        try:
+            page = browser.new_page()
+            page.route("http*://**/*", lambda route: route.abort())
+            page.goto(page_file.as_uri())
+            noor = page.locator('figure.multiple[data-contact="noor@aziz.example"]')
+            assert noor.get_attribute("data-change") == "cooled"
+            assert "cooling since 2024Q1" in noor.inner_text()
+            # The change line stands at 2024Q1's bar, the fifth of eight.
+            bars = noor.locator("g.q rect.them")
+            assert bars.count() == 8
+            fifth = bars.nth(4).bounding_box()
+            line = noor.locator("line.change").bounding_box()
+            assert fifth and line and abs(line["x"] - (fifth["x"] - 1)) < 3
+            assert noor.locator("line.level").count() == 2
+            assert noor.locator("text.n").all_text_contents() == ["9"] * 4 + ["3"] * 4
+            # Tom's return after silence is marked on his series (▲), and named in the legend.
+            tom = page.locator('figure.multiple[data-contact="tom@becker.example"]')
+            assert tom.locator('text.mark[data-pattern="surfaces_in_need"]').count() >= 2
+            legend = page.locator("#trajectories + p + div.chart").text_content() or ""
+            drawn = {"change point": "line.change", "surfaces only when in need":
+                     'text.mark[data-pattern="surfaces_in_need"]',
+                     "vanishes after help": 'text.mark[data-pattern="vanishes"]'}
+            for label, selector in drawn.items():
+                assert (label in legend) == (page.locator(f"figure {selector}").count() > 0)
+            assert "their messages" in legend and "takes − gives" in legend
+            # The network: every bar carries its figure; shares add up to what is written.
+            patterns = page.locator("svg.patterns g.bar")
+            assert patterns.count() >= 9
+            assert "5 (36%)" in page.locator("svg.patterns").text_content()
+            assert "the top 10 get" in page.inner_text("body")
+            assert page.locator("svg.organisations rect").count() >= 2 * 5
+            assert "mainly one-to-many: 1" in page.locator("svg.split").nth(1).text_content()
+            # At 400 px nothing in these sections is wider than the screen.
+            wide = page.eval_on_selector_all(
+                "#trajectories ~ * svg, #network ~ * svg",
+                "els => els.filter(e => e.getBoundingClientRect().right > 401).length")
+            assert wide == 0
+        finally:
+            browser.close()

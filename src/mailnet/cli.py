@@ -322,6 +322,7 @@ def report_cmd(obj: Context, since: Any, until: Any, as_of: Any, patterns: tuple
             return
         shown = rows if limit is not None else rows.head(TABLE_ROWS)
         obj.out.print(report.terminal_table(ledger, shown))
+        obj.out.print(report.network_view(report.build_network(ledger)))
         if len(shown) < len(rows):
             obj.err.print(f"… and {len(rows) - len(shown):,} more contacts: use --limit, "
                           "or --format csv/json/html for all of them")

@@ -110,6 +110,9 @@ class PatternSettings:
     coverage_min_replies: int = 10
     coverage_replies_seen_share: float = 0.8
     stale_after_days: float = 30.0
+    change_min_quarters: int = 3
+    change_min_messages: float = 3.0
+    change_share: float = 0.5
     prune: tuple[str, ...] = (
         "only_asks", "gives_more", "never_thanks", "vanishes", "only_sales",
         "ignores_you", "surfaces_in_need",

@@ -26,7 +26,9 @@ from rich.table import Table
 from rich.text import Text
 
 from mailnet.ledger import COLUMNS, LABELS, NEGATIVE, Evidence, Flag, Ledger, bulk_pitches
+from mailnet.network import Network, build_network
 from mailnet.output import plain, to_csv
+from mailnet.trajectory import Trajectory, trajectories
 from mailnet.untrusted import clean, text
 
 TAG_COLOURS = {"request": "#d1495b", "offer": "#2e933c", "thanks": "#3c6fd8",
@@ -50,16 +52,19 @@ def _flag_record(f: Flag) -> dict[str, Any]:
 def records(ledger: Ledger, rows: pd.DataFrame) -> list[dict[str, Any]]:
     """One JSON object per contact: every ledger column, flags with reasons and evidence."""
     out = []
+    paths = trajectories(ledger, rows.index)
     for contact, row in zip(rows.index, rows.to_dict("records"), strict=True):
         record = {"contact": contact, **{k: plain(v) for k, v in row.items()}}
         record["flags"] = [_flag_record(f) for f in ledger.flags.get(contact, [])]
+        record["trajectory"] = paths[contact].record() if contact in paths else None
         out.append(record)
     return out
 
 
 def to_json(ledger: Ledger, rows: pd.DataFrame) -> str:
     """The period judged (what the mailbox can see) and one object per contact."""
-    return json.dumps({"period": ledger.coverage.record(), "contacts": records(ledger, rows)},
+    return json.dumps({"period": ledger.coverage.record(), "contacts": records(ledger, rows),
+                       "network": build_network(ledger).record()},
                       ensure_ascii=False, indent=2) + "\n"
 
 
@@ -178,6 +183,7 @@ def contact_view(ledger: Ledger, contact: str) -> RenderableType:
                            title=Text(f.label, style=_style(f.pattern)), title_align="left"))
     if not ledger.flags.get(contact):
         parts.append(Text("No pattern flagged.", style="dim"))
+    parts.append(trajectory_view(trajectories(ledger, pd.Index([contact])).get(contact)))
     timeline = Table(title="Asks and gives", header_style="bold", box=None)
     for col in ("date", "who", "tags", "subject"):
         timeline.add_column(col)
@@ -213,6 +219,81 @@ def contact_record(ledger: Ledger, contact: str) -> dict[str, Any]:
                            "sent_by": e.from_addr, "tags": e.tags, "subject": e.subject}
                           for e in timeline_events(ledger, contact, False).itertuples()]
     return record
+
+
+# --- trajectories and the network at a glance ---------------------------------------------
+
+TRAJECTORY_QUARTERS = 16  # the terminal shows a contact's newest quarters, at most this many
+
+
+def _quarter(name: str) -> str:
+    return name[2:]  # "2024Q2" -> "24Q2"
+
+
+def trajectory_view(path: Trajectory | None) -> RenderableType:
+    """A contact's judged quarters: messages, balance, their reply delay, the change point."""
+    if path is None:
+        return Text("Trajectory: no quarter wholly inside the judged period.", style="dim")
+    n = min(len(path.quarters), TRAJECTORY_QUARTERS)
+    table = Table(title="Trajectory, by judged quarter", title_justify="left",
+                  header_style="bold", box=None, pad_edge=False)
+    table.add_column("")
+    for q in path.quarters[-n:]:
+        table.add_column(_quarter(q), justify="right")
+    table.add_row("messages them/you", *[f"{a}/{b}" for a, b in zip(
+        path.from_them[-n:], path.to_them[-n:], strict=True)])
+    table.add_row("± takes−gives", *[str(t - g) for t, g in zip(
+        path.takes[-n:], path.gives[-n:], strict=True)])
+    table.add_row("their reply", *[_days(d) if d is not None else "–"
+                                   for d in path.their_reply_days[-n:]])
+    lines = [table]
+    for pattern, quarters in path.marks.items():
+        lines.append(Text(f"{LABELS[pattern]}: in {', '.join(quarters)}", style="red"))
+    change = path.change
+    lines.append(Text(change.describe(), style="yellow") if change
+                 else Text("no change of level", style="dim"))
+    return Group(*lines)
+
+
+def _bar(share: float, width: int = 20) -> str:
+    return "█" * round(share * width)
+
+
+def _glance_table(*columns: str) -> Table:
+    """A borderless table; the first column left-aligned, the figures right-aligned."""
+    table = Table(header_style="bold", box=None)
+    for n, col in enumerate(columns):
+        table.add_column(col, justify="left" if n == 0 or not col else "right")
+    return table
+
+
+def network_view(net: Network) -> RenderableType:
+    """Your network at a glance: patterns, where your giving goes, organisations, reach."""
+    patterns = _glance_table("pattern", "people", "share", "")
+    for p in net.patterns:
+        patterns.add_row(Text(p.label, style=_style(p.pattern) if p.pattern != "none" else ""),
+                         str(p.contacts), f"{p.share:.0%}", _bar(p.share))
+    giving = _glance_table("contact", "your offers")
+    for r in net.top:
+        giving.add_row(text(r.name or r.contact), str(r.offers))
+    orgs = _glance_table("domain", "people", "takers", "allies")
+    for o in net.organisations:
+        orgs.add_row(text(o.domain), str(o.people), str(o.takers), str(o.allies))
+    reach = _glance_table("contact", "messages", "one-to-many")
+    for b in net.blasters:
+        reach.add_row(text(b.name or b.contact), str(b.messages), f"{b.blast_share:.0%}")
+    return Group(
+        Text("\nYour network at a glance", style="bold underline"),
+        Text(f"\nPatterns of the {net.people} people judged (one may show several)",
+             style="bold"), patterns,
+        Text(f"\nYour giving: {net.my_offers} offers to {net.receivers} people; the top "
+             f"{len(net.top)} get {net.top_share:.0%} of them", style="bold"), giving,
+        Text("\nTakers and allies by organisation (mail domain)", style="bold"),
+        orgs if net.organisations else Text("no taker or ally judged", style="dim"),
+        Text(f"\nQuantity over quality: {net.mainly_blasts} of the {net.senders} who write "
+             f"to you reach you mainly through one-to-many mail, {net.mainly_direct} mainly "
+             f"one-to-one; {net.blast_message_share:.0%} of their messages are one-to-many",
+             style="bold"), reach)
 
 
 # --- HTML ---------------------------------------------------------------------------------
@@ -274,6 +355,169 @@ def timeline_chart(ledger: Ledger, contact: str, width: int = 560, height: int =
     return _svg(width, height, body, f"timeline of {contact}", "timeline")
 
 
+THEM, YOU, CHANGE, MARK, ALLY = "#4a6fa5", "#a9c1e6", "#b07d12", "#c0392b", "#2e933c"
+MULTIPLES = 60  # small multiples drawn at most
+_MARK_SHAPE = {"surfaces_in_need": "▲", "vanishes": "▼"}
+
+
+def _legend(items: list[tuple[str, str]], width: int = 380) -> Markup:
+    """A legend drawn with the same marks as the charts: (SVG mark at x=0..14, label),
+    in rows no wider than a phone screen."""
+    body, x, y = [], 0, 0
+    for mark, label in items:
+        size = 32 + 7 * len(label)
+        if x and x + size > width:
+            x, y = 0, y + 20
+        body.append(f'<g transform="translate({x},{y})">{mark}'
+                    f'<text x="22" y="13">{html.escape(label)}</text></g>')
+        x += size
+    return _svg(width, y + 20, body, "legend", "legend-svg")
+
+
+def trajectory_chart(path: Trajectory, name: str) -> Markup:
+    """One tiny chart: messages per judged quarter (theirs stacked on yours, the total
+    above), the change point with the mean level on each side, the flags' quarters
+    marked, and the balance (takes − gives) under each quarter."""
+    n = len(path.quarters)
+    step = min(24.0, 330 / max(n, 1))
+    left, top, plot = 8, 36, 56
+    width, height = int(left * 2 + step * n), top + plot + 30
+    most = max(max(path.volume, default=0), 1)
+    base = top + plot
+    body = [f'<text x="{left}" y="11">{html.escape(name)}</text>',
+            f'<line x1="{left}" y1="{base}" x2="{width - left}" y2="{base}" stroke="#888"/>']
+    for i, q in enumerate(path.quarters):
+        x = left + i * step
+        theirs, mine = path.from_them[i], path.to_them[i]
+        h_them, h_you = theirs / most * plot, mine / most * plot
+        tip = html.escape(f"{q}: {theirs} from them, {mine} from you, "
+                          f"takes {path.takes[i]} / gives {path.gives[i]}")
+        body += [f'<g class="q" data-quarter="{q}"><title>{tip}</title>',
+                 f'<rect class="you" x="{x + 1:.1f}" y="{base - h_you:.1f}" '
+                 f'width="{step - 2:.1f}" height="{h_you:.1f}" fill="{YOU}"/>',
+                 f'<rect class="them" x="{x + 1:.1f}" y="{base - h_you - h_them:.1f}" '
+                 f'width="{step - 2:.1f}" height="{h_them:.1f}" fill="{THEM}"/>',
+                 f'<text class="n" x="{x + step / 2:.1f}" y="{base - h_you - h_them - 2:.1f}" '
+                 f'text-anchor="middle" font-size="9">{theirs + mine}</text>',
+                 f'<text class="ax" x="{x + 1:.1f}" y="{base + 10}" font-size="8">'
+                 f'{q[:4] if i == 0 or q.endswith("Q1") else ""}</text>',
+                 f'<text class="bal" x="{x + step / 2:.1f}" y="{base + 21}" text-anchor="middle" '
+                 f'font-size="9">{path.takes[i] - path.gives[i]:+d}</text>', "</g>"]
+        for pattern, quarters in path.marks.items():
+            if q in quarters:
+                body.append(f'<text class="mark" data-pattern="{pattern}" x="{x + step / 2:.1f}" '
+                            f'y="24" text-anchor="middle" fill="{MARK}" font-size="10">'
+                            f"{_MARK_SHAPE[pattern]}<title>{LABELS[pattern]}</title></text>")
+    if path.change:
+        k = path.quarters.index(path.change.since)
+        x = left + k * step
+        for level, a, b in ((path.change.before, left, x), (path.change.after, x, width - left)):
+            y = base - level / most * plot
+            body.append(f'<line class="level" x1="{a:.1f}" y1="{y:.1f}" x2="{b:.1f}" '
+                        f'y2="{y:.1f}" stroke="{CHANGE}" stroke-width="2" stroke-dasharray="4 2"/>')
+        body.append(f'<line class="change" x1="{x:.1f}" y1="{top - 12}" x2="{x:.1f}" '
+                    f'y2="{base}" stroke="{CHANGE}" stroke-width="1.5"/>')
+    return _svg(width, height, body, f"trajectory of {name}", "trajectory")
+
+
+def trajectory_cards(ledger: Ledger, rows: pd.DataFrame) -> tuple[list[dict], Markup]:
+    """The small multiples (contacts with a change of level or a flag read from the
+    series, changes first) and the legend of what they draw."""
+    paths = trajectories(ledger, rows.index)
+    chosen = [p for p in paths.values() if p.change] + [
+        p for p in paths.values() if p.marks and not p.change]
+    cards = []
+    for p in chosen[:MULTIPLES]:
+        name = rows.loc[p.contact, "name"] or p.contact
+        notes = [p.change.describe()] if p.change else []
+        notes += [f"{LABELS[k]} ({_MARK_SHAPE[k]}): {', '.join(v)}" for k, v in p.marks.items()]
+        cards.append({"contact": p.contact, "change": p.change.kind if p.change else "",
+                      "chart": trajectory_chart(p, name), "notes": notes})
+    used = {k for p in chosen[:MULTIPLES] for k in p.marks}
+    items = [(f'<rect width="14" height="14" fill="{THEM}"/>', "their messages"),
+             (f'<rect width="14" height="14" fill="{YOU}"/>', "yours"),
+             ('<text x="0" y="12" font-size="9">12</text>', "messages in the quarter"),
+             ('<text x="0" y="12" font-size="9">+2</text>', "takes − gives (below)")]
+    if any(p.change for p in chosen[:MULTIPLES]):
+        items += [(f'<line x1="7" y1="0" x2="7" y2="14" stroke="{CHANGE}" stroke-width="1.5"/>',
+                   "change point"),
+                  (f'<line x1="0" y1="7" x2="14" y2="7" stroke="{CHANGE}" stroke-width="2" '
+                   'stroke-dasharray="4 2"/>', "mean level before / after")]
+    items += [(f'<text x="2" y="12" fill="{MARK}" font-size="10">{_MARK_SHAPE[k]}</text>',
+               LABELS[k]) for k in _MARK_SHAPE if k in used]
+    return cards, _legend(items)
+
+
+def _hbars(rows: list[tuple[str, list[tuple[float, str]], str]], label_w: int = 170,
+           width: int = 380, cls: str = "bars") -> Markup:
+    """Horizontal bars, each with its figure written after it:
+    (label, [(value, colour) segments, stacked], figure)."""
+    bar, pad = 14, 4
+    most = max([sum(v for v, _ in segs) for _, segs, _ in rows], default=0) or 1
+    span = width - label_w - 110
+    body = []
+    for n, (label, segments, figure) in enumerate(rows):
+        y = n * (bar + pad)
+        body.append(f'<g class="bar"><text x="{label_w - 6}" y="{y + bar - 3}" '
+                    f'text-anchor="end">{html.escape(_fit(label, label_w))}</text>')
+        x = float(label_w)
+        for value, colour in segments:
+            w = value / most * span
+            body.append(f'<rect x="{x:.1f}" y="{y}" width="{w:.1f}" height="{bar}" '
+                        f'fill="{colour}"/>')
+            x += w
+        body.append(f'<text class="n" x="{x + 4:.1f}" y="{y + bar - 3}">'
+                    f"{html.escape(figure)}</text></g>")
+    return _svg(width, max(len(rows) * (bar + pad), 1), body, cls, cls)
+
+
+def _fit(label: str, width: int) -> str:
+    most = width // 7
+    return label if len(label) <= most else label[:most - 1] + "…"
+
+
+def _split_bar(parts: list[tuple[str, int, str]], width: int = 380) -> Markup:
+    """One bar split in parts, each labelled with its count and share: (label, n, colour)."""
+    total = sum(n for _, n, _ in parts) or 1
+    body, x = [], 0.0
+    for n_part, (label, n, colour) in enumerate(parts):
+        w = n / total * width
+        body.append(f'<rect x="{x:.1f}" y="0" width="{w:.1f}" height="16" fill="{colour}">'
+                    f"<title>{html.escape(label)}: {n}</title></rect>")
+        y = 30 + 14 * n_part
+        body.append(f'<rect x="0" y="{y - 10}" width="10" height="10" fill="{colour}"/>'
+                    f'<text x="14" y="{y}">{html.escape(label)}: {n} ({n / total:.0%})</text>')
+        x += w
+    return _svg(width, 30 + 14 * len(parts), body, "split", "split")
+
+
+def network_html(net: Network) -> dict[str, Any]:
+    """The network section's charts, each carrying its figures."""
+    colour = {p: MARK if p in NEGATIVE else ALLY if p == "ally" else
+              "#b07d12" for p in LABELS} | {"none": "#c9c9c9"}
+    top = sum(r.offers for r in net.top)
+    return {
+        "net": net,
+        "patterns": _hbars([(p.label, [(p.contacts, colour[p.pattern])],
+                             f"{p.contacts} ({p.share:.0%})") for p in net.patterns],
+                           label_w=190, width=400, cls="patterns"),
+        "giving": _split_bar([(f"the top {len(net.top)}", top, THEM),
+                              ("everyone else", net.my_offers - top, YOU)]),
+        "top": _hbars([(r.name or r.contact, [(r.offers, THEM)], str(r.offers))
+                       for r in net.top], cls="top"),
+        "organisations": _hbars(
+            [(o.domain, [(o.takers, MARK), (o.allies, ALLY)],
+              f"{o.takers} / {o.allies} of {o.people}") for o in net.organisations],
+            label_w=150, cls="organisations"),
+        "organisations_legend": _legend([(f'<rect width="14" height="14" fill="{MARK}"/>',
+                                          "takers"),
+                                         (f'<rect width="14" height="14" fill="{ALLY}"/>',
+                                          "allies")]),
+        "reach": _split_bar([("mainly one-to-many", net.mainly_blasts, MARK),
+                             ("mainly one-to-one", net.mainly_direct, THEM)]),
+    }
+
+
 def to_html(ledger: Ledger, rows: pd.DataFrame) -> str:
     """One self-contained page: the summary chart and a card for every flagged contact."""
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined,
@@ -287,7 +531,11 @@ def to_html(ledger: Ledger, rows: pd.DataFrame) -> str:
         f"  .legend i.{tag} {{ background: {colour}; }}\n" for tag, colour in TAG_COLOURS.items()
         if tag)
     css_hash = "sha256-" + base64.b64encode(hashlib.sha256(css.encode()).digest()).decode()
+    multiples, trajectory_legend = trajectory_cards(ledger, rows)
     return template.render(window=ledger.window.describe(), coverage=ledger.coverage.describe(),
+                           multiples=multiples, trajectory_legend=trajectory_legend,
+                           network=network_html(build_network(ledger)),
+                           settings=ledger.settings,
                            rows=rows, cards=cards, css=Markup(css), css_hash=css_hash,
                            chart=summary_chart(rows), labels=LABELS, negative=NEGATIVE,
                            colours=TAG_COLOURS, when=_when, rate=_rate)
