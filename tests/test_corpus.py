@@ -18,7 +18,8 @@ from replies import QUOTED, own_words, quoted_replies
 
 from conftest import corpus_path, ctrl_c
 
-pytestmark = pytest.mark.shared
+# usrp-users is imported twice by the module fixture: minutes on a busy 2-core machine.
+pytestmark = [pytest.mark.shared, pytest.mark.timeout(900)]
 
 SPAMASSASSIN = {
     "spamassassin-easy-ham-1": 2500, "spamassassin-hard-ham-1": 250, "spamassassin-spam-1": 500,

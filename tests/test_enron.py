@@ -24,7 +24,8 @@ _OWNERS = tomllib.loads(
     (Path(__file__).resolve().parents[1] / "training" / "judged" / "owners.toml").read_text())
 OWNERS: dict[str, list[str]] = _OWNERS["addresses"]
 SENT_FOLDERS: list[str] = _OWNERS["sent_folders"]
-pytestmark = [pytest.mark.shared, pytest.mark.slow]
+# A mailbox is imported and classified in the first test that needs it: minutes when busy.
+pytestmark = [pytest.mark.shared, pytest.mark.slow, pytest.mark.timeout(900)]
 
 Run = Callable[..., Result]
 
