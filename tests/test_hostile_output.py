@@ -62,7 +62,8 @@ def terminal(db: tuple[Path, Path], *args: str) -> Result:
 
 COMMANDS = [("messages",), ("contacts",), ("report", "--min-messages", "1", "--as-of",
                                             "2024-03-02"),
-            ("contact", EVIL, "--as-of", "2024-03-02"), ("label",)]
+            ("contact", EVIL, "--as-of", "2024-03-02"), ("why", EVIL, "--as-of", "2024-03-02"),
+            ("label",)]
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=" ".join)
@@ -78,7 +79,7 @@ def test_terminal_shows_hostile_text_literally(db: tuple[Path, Path], tmp_path: 
     assert "\x1b[31mred" not in out and "\u202e" not in out and "\u2066" not in out
     assert "\x07" not in out
     shown = ANSI.sub("", out)
-    if command[0] in ("contacts", "report", "contact"):
+    if command[0] in ("contacts", "report", "contact", "why"):
         assert NAME in shown
     if command[0] in ("messages", "contact", "label"):
         assert MARKUP in shown and "red click evilx" in shown
