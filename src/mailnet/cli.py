@@ -326,7 +326,11 @@ def report_cmd(obj: Context, since: Any, until: Any, as_of: Any, patterns: tuple
             obj.err.print(f"… and {len(rows) - len(shown):,} more contacts: use --limit, "
                           "or --format csv/json/html for all of them")
         return
-    write_output(report.render_text(ledger, rows, fmt), output, obj.out)
+    views = None
+    if fmt == "html":  # the page shows every message behind a flag again
+        with Store(obj.config().db_path, create=False) as store:
+            views = store.message_views(report.evidence_ids(ledger, rows), report.MESSAGE_TEXT)
+    write_output(report.render_text(ledger, rows, fmt, views), output, obj.out)
 
 
 @main.command("contact")
