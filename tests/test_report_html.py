@@ -241,3 +241,14 @@ def test_the_page_reads_without_its_script(pw: object, tmp_path: Path, page_file
         assert page.locator("article.message").count() > 10
     finally:
         context.close()
+
+
+def test_each_flag_shows_its_figures_against_the_thresholds(page_file: Path) -> None:
+    text = page_file.read_text(encoding="utf-8")
+    flags = re.findall(r'<div class="flag" data-pattern="(\w+)">.*?<p class="figures">(.*?)</p>',
+                       text, re.DOTALL)
+    assert len(flags) == text.count('<div class="flag"') > 10
+    for pattern, figures in flags:
+        assert 'class="holds"' in figures and 'class="fails"' not in figures, pattern
+        assert pattern == "ally" or "would clear it: " in figures, pattern
+    assert '<p class="near"' in text and "would hold with" in text  # near misses too

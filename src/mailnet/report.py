@@ -29,6 +29,7 @@ from mailnet.ledger import COLUMNS, LABELS, NEGATIVE, Evidence, Flag, Ledger, bu
 from mailnet.output import plain, to_csv
 from mailnet.store import MessageView
 from mailnet.untrusted import clean, text
+from mailnet.why import verdicts
 
 TAG_COLOURS = {"request": "#d1495b", "offer": "#2e933c", "thanks": "#3c6fd8",
                "sales": "#8a8a8a", "": "#c9c9c9"}
@@ -323,8 +324,10 @@ def to_html(ledger: Ledger, rows: pd.DataFrame,
     views = views or {}
     cards = [{"contact": c, "name": rows.loc[c, "name"], "kind": rows.loc[c, "kind"],
               "row": rows.loc[c], "flags": ledger.flags[c], "timeline": timeline_chart(ledger, c),
-              "legend": timeline_legend(ledger, c)}
+              "legend": timeline_legend(ledger, c), "why": verdicts(ledger, c)}
              for c in rows.index if ledger.flags.get(c)]
+    for card in cards:
+        card["figures"] = {v.pattern: v for v in card["why"].flags}
     swatches = {**{tag or "other": colour for tag, colour in TAG_COLOURS.items()}, **BAR_COLOURS}
     css = (data / "report.css").read_text(encoding="utf-8") + "".join(
         f"  .legend i.{tag} {{ background: {colour}; }}\n" for tag, colour in swatches.items())

@@ -392,9 +392,10 @@ def _not_judged(ledger: Ledger, contact: str) -> str:
     return "only ever on Cc: never written to in To, never writing"
 
 
-def explain(ledger: Ledger, store: Store, contact: str) -> Why:
-    """Every pattern on `contact` (a ledger key): flagged ones with figures, strongest
-    messages and what would clear them; near misses; and what cannot be judged."""
+def verdicts(ledger: Ledger, contact: str) -> Why:
+    """Every pattern on `contact` (a ledger key): flagged ones with their figures and what
+    would clear them, near misses, and what cannot be judged; no messages (the ledger
+    alone: the HTML page shows these beside its evidence)."""
     row = ledger.table.loc[contact]
     base = Why(contact, str(row["name"]), ledger.window.describe(), ledger.coverage.describe(),
                [], [], {})
@@ -414,15 +415,21 @@ def explain(ledger: Ledger, store: Store, contact: str) -> Why:
             continue
         verdict = _verdict(ledger, pattern, facts, pattern in flagged)
         if pattern in flagged:
-            flags.append(Verdict(pattern, True, verdict.figures, flagged[pattern].reason,
-                                 _strongest(ledger, store, contact, pattern), verdict.change))
+            flags.append(replace(verdict, reason=flagged[pattern].reason))
         elif pattern == "ally" and all(x.holds for x in verdict.figures):
             taking = [LABELS[p] for p in flagged if p in NEGATIVE]
-            near.append(Verdict(pattern, False, verdict.figures,
-                                change=f"holds, but they also show: {', '.join(taking)}"))
+            near.append(replace(verdict, change=f"holds, but they also show: "
+                                                f"{', '.join(taking)}"))
         elif verdict.change:
             near.append(verdict)
-    return Why(contact, base.name, base.window, base.coverage, flags, near, not_judged)
+    return replace(base, flags=flags, near=near, not_judged=not_judged)
+
+
+def explain(ledger: Ledger, store: Store, contact: str) -> Why:
+    """:func:`verdicts`, each flag with its strongest messages (the model's surest)."""
+    why = verdicts(ledger, contact)
+    return replace(why, flags=[replace(v, messages=_strongest(ledger, store, contact, v.pattern))
+                               for v in why.flags])
 
 
 def _unseen_reason(ledger: Ledger, pattern: str) -> str:
