@@ -201,13 +201,16 @@ def _who(ledger: Ledger, e: Any) -> str:
     return f"you (sent by {e.from_addr})" if e.from_addr not in ledger.own else "you"
 
 
-def timeline_events(ledger: Ledger, contact: str, asks_and_gives: bool = True) -> pd.DataFrame:
-    """The contact's messages (only requests and offers by default), oldest first."""
-    ev = ledger.events[ledger.events["contact"] == contact]
+def timeline_events(ledger: Ledger, contact: str, asks_and_gives: bool = True,
+                    events: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The contact's messages (only requests and offers by default), oldest first;
+    `events`: their rows of the ledger's events, when the caller has selected them."""
+    ev = ledger.events[ledger.events["contact"] == contact] if events is None else events
     if asks_and_gives:
         ev = ev[ev["request"] | ev["offer"]]
-    tags = [" ".join(t for t in ("request", "offer", "thanks", "sales") if getattr(r, t))
-            for r in ev.itertuples()]
+    names = ("request", "offer", "thanks", "sales")
+    tags = [" ".join(t for t, on in zip(names, marks, strict=True) if on)
+            for marks in zip(*(ev[t].to_numpy() for t in names), strict=True)]
     return ev.assign(tags=tags)[["date", "mine", "tags", "subject", "from_addr"]]
 
 
@@ -270,17 +273,19 @@ def _drawn_tag(tags: str) -> str:
     return tags.split()[0] if tags else "other"
 
 
-def timeline_legend(ledger: Ledger, contact: str) -> list[tuple[str, str, int]]:
+def timeline_legend(ledger: Ledger, contact: str,
+                    events: pd.DataFrame | None = None) -> list[tuple[str, str, int]]:
     """(tag, colour, dots) for each colour the timeline draws, counted as drawn."""
-    drawn = timeline_events(ledger, contact, asks_and_gives=False)["tags"].map(_drawn_tag)
+    drawn = timeline_events(ledger, contact, False, events)["tags"].map(_drawn_tag)
     counts = drawn.value_counts()
     return [(tag, TAG_COLOURS[key], int(counts[tag])) for key in TAG_COLOURS
             if (tag := key or "other") in counts.index]
 
 
-def timeline_chart(ledger: Ledger, contact: str, width: int = 560, height: int = 70) -> Markup:
+def timeline_chart(ledger: Ledger, contact: str, width: int = 560, height: int = 70,
+                   events: pd.DataFrame | None = None) -> Markup:
     """Their messages above the line, yours below, coloured by what they were."""
-    ev = timeline_events(ledger, contact, asks_and_gives=False)
+    ev = timeline_events(ledger, contact, False, events)
     start = ledger.table.loc[contact, "first"]
     span = max((ledger.window.end - start).total_seconds(), 1.0)
     mid = height / 2
@@ -322,10 +327,16 @@ def to_html(ledger: Ledger, rows: pd.DataFrame,
     data = files("mailnet") / "data"
     template = env.from_string((data / "report.html.j2").read_text(encoding="utf-8"))
     views = views or {}
+    flagged = [c for c in rows.index if ledger.flags.get(c)]
+    # Each card's events, selected once: comparing every event's contact per card is
+    # minutes at a million messages.
+    ev = ledger.events[ledger.events["contact"].isin(flagged)]
+    events = dict(tuple(ev.groupby("contact", sort=False)))
     cards = [{"contact": c, "name": rows.loc[c, "name"], "kind": rows.loc[c, "kind"],
-              "row": rows.loc[c], "flags": ledger.flags[c], "timeline": timeline_chart(ledger, c),
-              "legend": timeline_legend(ledger, c), "why": verdicts(ledger, c)}
-             for c in rows.index if ledger.flags.get(c)]
+              "row": rows.loc[c], "flags": ledger.flags[c],
+              "timeline": timeline_chart(ledger, c, events=events[c]),
+              "legend": timeline_legend(ledger, c, events[c]), "why": verdicts(ledger, c)}
+             for c in flagged]
     for card in cards:
         card["figures"] = {v.pattern: v for v in card["why"].flags}
     swatches = {**{tag or "other": colour for tag, colour in TAG_COLOURS.items()}, **BAR_COLOURS}
@@ -338,4 +349,5 @@ def to_html(ledger: Ledger, rows: pd.DataFrame,
                            script=Markup(script), script_hash=_sha256(script),
                            chart=summary_chart(rows), labels=LABELS, negative=NEGATIVE,
                            bars=BAR_COLOURS, when=_when, rate=_rate, views=views,
-                           messages=messages, max_text=MESSAGE_TEXT)
+                           messages=messages, max_text=MESSAGE_TEXT,
+                           ledger_rows=zip(rows.index, rows.to_dict("records"), strict=True))
