@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from types import SimpleNamespace
 
@@ -156,6 +156,11 @@ class Ledger:
     settings: PatternSettings
     coverage: Coverage
     own: frozenset[str]  # the addresses I write from myself; others in my Sent folder act for me
+    # The judged months' counts per contact that the patterns were tested on (the
+    # ledger's columns plus each pattern's own: helped, vanished, expecting, eligible, ...),
+    # and the patterns the mailbox cannot show at all: what `mailnet why` explains.
+    figures: pd.DataFrame = field(default_factory=pd.DataFrame)
+    unjudged: tuple[str, ...] = ()
 
 
 def _resolve_now(window: Window, msgs: pd.DataFrame, s: PatternSettings) -> tuple[Window, str]:
@@ -391,6 +396,8 @@ def build_ledger(store: Store, config: Config, window: Window | None = None,
             coverage.note, "no message is linked to the one it answers: replies are not judged"])))
     table = _aggregate(events, ex.list_addresses, end, settings)
     flags: dict[str, list[Flag]] = {}
+    figures = pd.DataFrame()
+    events["judged"] = False
     if coverage.judged:
         start, stop = coverage.judged
         month = events["date"].dt.tz_localize(None).dt.to_period("M")
@@ -400,6 +407,8 @@ def build_ledger(store: Store, config: Config, window: Window | None = None,
             judged["kind"] = table["kind"].reindex(judged.index)
             flags = _flags(store, judged, inside, msgs_in, settings, stop,
                            coverage.received_complete, table)
+            figures = judged
+            events.loc[inside.index, "judged"] = True
     table["flags"] = [" ".join(f.pattern for f in flags.get(c, [])) for c in table.index]
     # Most taking first: anyone showing a pattern of taking, then by imbalance.
     table["takes"] = table["flags"].map(lambda f: bool(NEGATIVE & set(f.split())))
@@ -407,7 +416,9 @@ def build_ledger(store: Store, config: Config, window: Window | None = None,
                               ascending=[False, False, False, True], kind="stable")
     own = ex.me if not config.identity.addresses else frozenset(
         config.canonical(a) for a in config.identity.addresses)
-    return Ledger(table[COLUMNS[1:]], flags, events, window, settings, coverage, own)
+    unjudged = unseen_patterns(msgs_in["parent_id"].notna().any(), coverage.received_complete)
+    return Ledger(table[COLUMNS[1:]], flags, events, window, settings, coverage, own, figures,
+                  unjudged)
 
 
 def _aggregate(events: pd.DataFrame, list_addresses: frozenset[str],
@@ -486,6 +497,13 @@ RECEIVED_SIDE = ("only_asks", "gives_more", "never_thanks", "vanishes", "ignores
                  "surfaces_in_need", "lost_touch")
 
 
+def unseen_patterns(threaded: bool, received_complete: bool) -> tuple[str, ...]:
+    """No message links to another: no reply can be seen, nor its absence. Most of what
+    they sent me lost: nor their thanks, gifts or silences."""
+    return (() if threaded else ("ignores_you", "vanishes")) \
+        + (() if received_complete else RECEIVED_SIDE)
+
+
 def _flags(store: Store, t: pd.DataFrame, events: pd.DataFrame, msgs: pd.DataFrame,
            s: PatternSettings, end: pd.Timestamp, received_complete: bool,
            whole: pd.DataFrame) -> dict[str, list[Flag]]:
@@ -550,11 +568,8 @@ def _flags(store: Store, t: pd.DataFrame, events: pd.DataFrame, msgs: pd.DataFra
                  & (t["my_reply_rate"] >= s.ally_min_reply_rate))
         | _mutual(whole, s, threaded).reindex(t.index, fill_value=False),
     }
-    # No message links to another: no reply can be seen, nor its absence. Most of what
-    # they sent me lost: nor their thanks, gifts or silences.
-    unseen = (() if threaded else ("ignores_you", "vanishes")) \
-        + (() if received_complete else RECEIVED_SIDE)
-    for pattern in unseen:
+    t["eligible"] = eligible
+    for pattern in unseen_patterns(threaded, received_complete):
         masks[pattern] = pd.Series(False, index=t.index)
     # An ally is mutual: anyone who also takes more than gives in some way is not one.
     masks["ally"] &= ~pd.concat([masks[p] for p in NEGATIVE], axis=1).any(axis=1)

@@ -28,11 +28,16 @@ from rich.text import Text
 from mailnet.ledger import COLUMNS, LABELS, NEGATIVE, Evidence, Flag, Ledger, bulk_pitches
 from mailnet.network import Network, build_network
 from mailnet.output import plain, to_csv
+from mailnet.store import MessageView
 from mailnet.trajectory import Trajectory, trajectories
 from mailnet.untrusted import clean, text
+from mailnet.why import verdicts
 
 TAG_COLOURS = {"request": "#d1495b", "offer": "#2e933c", "thanks": "#3c6fd8",
                "sales": "#8a8a8a", "": "#c9c9c9"}
+# The summary chart's two bars, in the colours of the tags they count.
+BAR_COLOURS = {"asks": TAG_COLOURS["request"], "gives": TAG_COLOURS["offer"]}
+MESSAGE_TEXT = 4000  # the most of a message's new text the HTML page shows
 
 
 def _when(value: datetime | pd.Timestamp) -> str:
@@ -79,13 +84,14 @@ def flat(ledger: Ledger, rows: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-def render_text(ledger: Ledger, rows: pd.DataFrame, fmt: str) -> str:
-    """The report in a text format: csv, json or html."""
+def render_text(ledger: Ledger, rows: pd.DataFrame, fmt: str,
+                views: dict[int, MessageView] | None = None) -> str:
+    """The report in a text format: csv, json or html (with `views` of the evidence)."""
     if fmt == "csv":
         return to_csv(flat(ledger, rows))
     if fmt == "json":
         return to_json(ledger, rows)
-    return to_html(ledger, rows)
+    return to_html(ledger, rows, views)
 
 
 # --- terminal -----------------------------------------------------------------------------
@@ -201,13 +207,16 @@ def _who(ledger: Ledger, e: Any) -> str:
     return f"you (sent by {e.from_addr})" if e.from_addr not in ledger.own else "you"
 
 
-def timeline_events(ledger: Ledger, contact: str, asks_and_gives: bool = True) -> pd.DataFrame:
-    """The contact's messages (only requests and offers by default), oldest first."""
-    ev = ledger.events[ledger.events["contact"] == contact]
+def timeline_events(ledger: Ledger, contact: str, asks_and_gives: bool = True,
+                    events: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The contact's messages (only requests and offers by default), oldest first;
+    `events`: their rows of the ledger's events, when the caller has selected them."""
+    ev = ledger.events[ledger.events["contact"] == contact] if events is None else events
     if asks_and_gives:
         ev = ev[ev["request"] | ev["offer"]]
-    tags = [" ".join(t for t in ("request", "offer", "thanks", "sales") if getattr(r, t))
-            for r in ev.itertuples()]
+    names = ("request", "offer", "thanks", "sales")
+    tags = [" ".join(t for t, on in zip(names, marks, strict=True) if on)
+            for marks in zip(*(ev[t].to_numpy() for t in names), strict=True)]
     return ev.assign(tags=tags)[["date", "mine", "tags", "subject", "from_addr"]]
 
 
@@ -306,12 +315,13 @@ def _svg(width: int, height: int, body: Iterable[str], label: str, cls: str) -> 
 
 
 def summary_chart(rows: pd.DataFrame, top: int = 40) -> Markup:
-    """Per contact, what they gave (offers, right) against what they asked (requests, left)."""
+    """Per contact, what they gave (offers, right) against what they asked (requests, left),
+    each bar with its number. Narrow enough to be read scaled down on a phone."""
     rows = rows.head(top)
-    bar, label_w, half, pad = 16, 220, 200, 4
+    bar, label_w, half, pad, num_w = 16, 150, 140, 4, 26
     most = max(1, int(rows[["their_requests", "their_offers"]].to_numpy().max(initial=1)))
-    width, height = label_w + 2 * half + 20, 30 + len(rows) * (bar + pad)
-    mid = label_w + half
+    width, height = label_w + 2 * (half + num_w), 30 + len(rows) * (bar + pad)
+    mid = label_w + num_w + half
     body = [f'<text x="{mid - 6}" y="14" text-anchor="end" class="ax">asks ←</text>',
             f'<text x="{mid + 6}" y="14" class="ax">→ gives</text>',
             f'<line x1="{mid}" y1="20" x2="{mid}" y2="{height}" stroke="#888"/>']
@@ -319,23 +329,44 @@ def summary_chart(rows: pd.DataFrame, top: int = 40) -> Markup:
         y = 24 + n * (bar + pad)
         asks = r["their_requests"] / most * half
         gives = r["their_offers"] / most * half
-        name = html.escape(r["name"] or str(contact))
+        full = str(r["name"] or contact)
+        name = html.escape(full if len(full) <= 22 else full[:21] + "…")
+        full = html.escape(full)
         body += [
             f'<g class="row" data-contact="{html.escape(str(contact))}">',
             f'<text x="{label_w - 8}" y="{y + bar - 4}" text-anchor="end">{name}</text>',
             f'<rect class="asks" x="{mid - asks:.1f}" y="{y}" width="{asks:.1f}" '
-            f'height="{bar}" fill="{TAG_COLOURS["request"]}"><title>{name}: asked '
+            f'height="{bar}" fill="{BAR_COLOURS["asks"]}"><title>{full}: asked '
             f'{r["their_requests"]}</title></rect>',
+            f'<text class="num asks" x="{mid - asks - 4:.1f}" y="{y + bar - 4}" '
+            f'text-anchor="end">{r["their_requests"]}</text>',
             f'<rect class="gives" x="{mid}" y="{y}" width="{gives:.1f}" height="{bar}" '
-            f'fill="{TAG_COLOURS["offer"]}"><title>{name}: gave {r["their_offers"]}</title></rect>',
+            f'fill="{BAR_COLOURS["gives"]}"><title>{full}: gave {r["their_offers"]}</title></rect>',
+            f'<text class="num gives" x="{mid + gives + 4:.1f}" y="{y + bar - 4}">'
+            f'{r["their_offers"]}</text>',
             "</g>",
         ]
     return _svg(width, height, body, "gives vs asks per contact", "summary")
 
 
-def timeline_chart(ledger: Ledger, contact: str, width: int = 560, height: int = 70) -> Markup:
+def _drawn_tag(tags: str) -> str:
+    """The tag a timeline dot is coloured by: its first, or "other" for an untagged message."""
+    return tags.split()[0] if tags else "other"
+
+
+def timeline_legend(ledger: Ledger, contact: str,
+                    events: pd.DataFrame | None = None) -> list[tuple[str, str, int]]:
+    """(tag, colour, dots) for each colour the timeline draws, counted as drawn."""
+    drawn = timeline_events(ledger, contact, False, events)["tags"].map(_drawn_tag)
+    counts = drawn.value_counts()
+    return [(tag, TAG_COLOURS[key], int(counts[tag])) for key in TAG_COLOURS
+            if (tag := key or "other") in counts.index]
+
+
+def timeline_chart(ledger: Ledger, contact: str, width: int = 560, height: int = 70,
+                   events: pd.DataFrame | None = None) -> Markup:
     """Their messages above the line, yours below, coloured by what they were."""
-    ev = timeline_events(ledger, contact, asks_and_gives=False)
+    ev = timeline_events(ledger, contact, False, events)
     start = ledger.table.loc[contact, "first"]
     span = max((ledger.window.end - start).total_seconds(), 1.0)
     mid = height / 2
@@ -346,11 +377,12 @@ def timeline_chart(ledger: Ledger, contact: str, width: int = 560, height: int =
             f'{_when(start)} – {_when(ledger.window.end)}</text>']
     for e in ev.itertuples():
         x = 30 + (e.date - start).total_seconds() / span * (width - 40)
-        tag = e.tags.split()[0] if e.tags else ""
+        tag = _drawn_tag(e.tags)
         y = mid + (14 if e.mine else -14)
         tip = html.escape(f"{_when(e.date)} {'you' if e.mine else 'them'}: {e.tags or '–'}, "
                           f"{e.subject}")
-        body.append(f'<circle cx="{x:.1f}" cy="{y}" r="4" fill="{TAG_COLOURS[tag]}">'
+        fill = TAG_COLOURS["" if tag == "other" else tag]
+        body.append(f'<circle class="{tag}" cx="{x:.1f}" cy="{y}" r="4" fill="{fill}">'
                     f"<title>{tip}</title></circle>")
     return _svg(width, height, body, f"timeline of {contact}", "timeline")
 
@@ -518,24 +550,52 @@ def network_html(net: Network) -> dict[str, Any]:
     }
 
 
-def to_html(ledger: Ledger, rows: pd.DataFrame) -> str:
-    """One self-contained page: the summary chart and a card for every flagged contact."""
+def evidence_ids(ledger: Ledger, rows: pd.DataFrame) -> list[int]:
+    """The messages behind the flags of `rows`: those the HTML page shows again."""
+    return sorted({e.message for c in rows.index for f in ledger.flags.get(c, [])
+                   for e in f.evidence})
+
+
+def _sha256(source: str) -> str:
+    """The CSP source that lets exactly this inline style or script apply."""
+    return "sha256-" + base64.b64encode(hashlib.sha256(source.encode()).digest()).decode()
+
+
+def to_html(ledger: Ledger, rows: pd.DataFrame,
+            views: dict[int, MessageView] | None = None) -> str:
+    """One self-contained page: the summary chart, a card for every flagged contact (each
+    evidence row linking to its message, shown in `views`), the sortable table of all
+    contacts, and the messages."""
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined,
                              trim_blocks=True, lstrip_blocks=True)
-    template = env.from_string(
-        (files("mailnet") / "data" / "report.html.j2").read_text(encoding="utf-8"))
+    data = files("mailnet") / "data"
+    template = env.from_string((data / "report.html.j2").read_text(encoding="utf-8"))
+    views = views or {}
+    flagged = [c for c in rows.index if ledger.flags.get(c)]
+    # Each card's events, selected once: comparing every event's contact per card is
+    # minutes at a million messages.
+    ev = ledger.events[ledger.events["contact"].isin(flagged)]
+    events = dict(tuple(ev.groupby("contact", sort=False)))
     cards = [{"contact": c, "name": rows.loc[c, "name"], "kind": rows.loc[c, "kind"],
-              "row": rows.loc[c], "flags": ledger.flags[c], "timeline": timeline_chart(ledger, c)}
-             for c in rows.index if ledger.flags.get(c)]
-    css = (files("mailnet") / "data" / "report.css").read_text(encoding="utf-8") + "".join(
-        f"  .legend i.{tag} {{ background: {colour}; }}\n" for tag, colour in TAG_COLOURS.items()
-        if tag)
-    css_hash = "sha256-" + base64.b64encode(hashlib.sha256(css.encode()).digest()).decode()
+              "row": rows.loc[c], "flags": ledger.flags[c],
+              "timeline": timeline_chart(ledger, c, events=events[c]),
+              "legend": timeline_legend(ledger, c, events[c]), "why": verdicts(ledger, c)}
+             for c in flagged]
+    for card in cards:
+        card["figures"] = {v.pattern: v for v in card["why"].flags}
+    swatches = {**{tag or "other": colour for tag, colour in TAG_COLOURS.items()}, **BAR_COLOURS}
+    css = (data / "report.css").read_text(encoding="utf-8") + "".join(
+        f"  .legend i.{tag} {{ background: {colour}; }}\n" for tag, colour in swatches.items())
+    script = (data / "report.js").read_text(encoding="utf-8")
+    messages = sorted(views.values(), key=lambda m: (m.date, m.id))
     multiples, trajectory_legend = trajectory_cards(ledger, rows)
     return template.render(window=ledger.window.describe(), coverage=ledger.coverage.describe(),
                            multiples=multiples, trajectory_legend=trajectory_legend,
                            network=network_html(build_network(ledger)),
                            settings=ledger.settings,
-                           rows=rows, cards=cards, css=Markup(css), css_hash=css_hash,
+                           rows=rows, cards=cards, css=Markup(css), css_hash=_sha256(css),
+                           script=Markup(script), script_hash=_sha256(script),
                            chart=summary_chart(rows), labels=LABELS, negative=NEGATIVE,
-                           colours=TAG_COLOURS, when=_when, rate=_rate)
+                           bars=BAR_COLOURS, when=_when, rate=_rate, views=views,
+                           messages=messages, max_text=MESSAGE_TEXT,
+                           ledger_rows=zip(rows.index, rows.to_dict("records"), strict=True))

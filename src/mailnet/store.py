@@ -9,6 +9,7 @@ while two different messages that happen to share a Message-ID are both kept.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import sqlite3
 import sys
@@ -175,6 +176,22 @@ def store_problem(exc: sqlite3.Error, path: Path) -> StoreError:
 
 
 TAGS = ("request", "offer", "thanks", "sales")
+
+
+@dataclass(frozen=True)
+class MessageView:
+    """One stored message as a reader sees it again (every field written by its sender)."""
+
+    id: int
+    date: str
+    sender: str
+    to: list[str]
+    cc: list[str]
+    subject: str
+    message_id: str
+    folder: str
+    text: str  # the sender's new text
+    cut: bool  # the text was longer and is cut
 
 
 @dataclass(frozen=True)
@@ -455,3 +472,30 @@ class Store:
             "ORDER BY date, id", members,
         ).fetchall()
         return [i for (i,) in order]
+
+    def tag_scores(self, ids: Iterable[int]) -> dict[int, tuple[dict[str, float], set[str]]]:
+        """Per message: the model's probability of each tag, and the tags over threshold."""
+        rows = self.db.execute(
+            f"SELECT message, {', '.join(TAGS)}, labels FROM tags "
+            "WHERE message IN (SELECT value FROM json_each(?))", (json.dumps(sorted(set(ids))),))
+        return {r[0]: (dict(zip(TAGS, r[1:-1], strict=True)), set(r[-1].split())) for r in rows}
+
+    def message_views(self, ids: Iterable[int], max_text: int) -> dict[int, MessageView]:
+        """What a reader needs to see a message again: its headers and the sender's new text
+        (cut at `max_text` characters)."""
+        wanted = json.dumps(sorted(set(ids)))
+        rows = self.db.execute(
+            "SELECT id, date, from_name, from_addr, subject, message_id, new_text, folder "
+            "FROM messages WHERE id IN (SELECT value FROM json_each(?))", (wanted,)).fetchall()
+        recips: dict[int, dict[str, list[str]]] = {}
+        for message, kind, name, address in self.db.execute(
+                "SELECT message, kind, name, address FROM recipients "
+                "WHERE message IN (SELECT value FROM json_each(?)) AND kind IN ('to', 'cc') "
+                "ORDER BY rowid", (wanted,)):
+            recips.setdefault(message, {}).setdefault(kind, []).append(
+                f"{name} <{address}>" if name else address)
+        return {i: MessageView(i, date or "", f"{name} <{addr}>" if name else addr,
+                               recips.get(i, {}).get("to", []), recips.get(i, {}).get("cc", []),
+                               subject, message_id, folder, text[:max_text],
+                               len(text) > max_text)
+                for i, date, name, addr, subject, message_id, text, folder in rows}
