@@ -92,6 +92,8 @@ class PatternSettings:
     only_sales_min: int = 3
     ignores_min_sent: int = 3
     ignores_share: float = 0.6
+    ignores_min_other: int = 2
+    ignores_margin: float = 0.25
     resurface_silence_days: float = 90.0
     resurface_min: int = 2
     resurface_request_share: float = 0.75

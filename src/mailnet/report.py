@@ -25,6 +25,8 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from mailnet import favours as favour_views
+from mailnet.favours import Favours, favour_ledger
 from mailnet.ledger import COLUMNS, LABELS, NEGATIVE, Evidence, Flag, Ledger, bulk_pitches
 from mailnet.output import plain, to_csv
 from mailnet.untrusted import clean, text
@@ -47,19 +49,28 @@ def _flag_record(f: Flag) -> dict[str, Any]:
             "evidence": [_evidence_record(e) for e in f.evidence]}
 
 
-def records(ledger: Ledger, rows: pd.DataFrame) -> list[dict[str, Any]]:
-    """One JSON object per contact: every ledger column, flags with reasons and evidence."""
+def records(ledger: Ledger, rows: pd.DataFrame,
+            favours: Favours | None = None) -> list[dict[str, Any]]:
+    """One JSON object per contact: every ledger column, flags with reasons and evidence,
+    and the favours each way."""
+    favours = favours or favour_ledger(ledger)
+    owed = favours.of(list(rows.index))
     out = []
     for contact, row in zip(rows.index, rows.to_dict("records"), strict=True):
         record = {"contact": contact, **{k: plain(v) for k, v in row.items()}}
         record["flags"] = [_flag_record(f) for f in ledger.flags.get(contact, [])]
+        record["favours"] = favour_views.record(owed[contact])
         out.append(record)
     return out
 
 
 def to_json(ledger: Ledger, rows: pd.DataFrame) -> str:
-    """The period judged (what the mailbox can see) and one object per contact."""
-    return json.dumps({"period": ledger.coverage.record(), "contacts": records(ledger, rows)},
+    """The period judged (what the mailbox can see), one object per contact, and what
+    you owe (most overdue first)."""
+    favours = favour_ledger(ledger)
+    return json.dumps({"period": ledger.coverage.record(),
+                       "contacts": records(ledger, rows, favours),
+                       "owed": favour_views.debt_records(favours.owed)},
                       ensure_ascii=False, indent=2) + "\n"
 
 
@@ -178,6 +189,7 @@ def contact_view(ledger: Ledger, contact: str) -> RenderableType:
                            title=Text(f.label, style=_style(f.pattern)), title_align="left"))
     if not ledger.flags.get(contact):
         parts.append(Text("No pattern flagged.", style="dim"))
+    parts.append(favour_views.contact_lines(favour_ledger(ledger).of([contact])[contact]))
     timeline = Table(title="Asks and gives", header_style="bold", box=None)
     for col in ("date", "who", "tags", "subject"):
         timeline.add_column(col)
@@ -216,6 +228,8 @@ def contact_record(ledger: Ledger, contact: str) -> dict[str, Any]:
 
 
 # --- HTML ---------------------------------------------------------------------------------
+
+OWED_ROWS = 50  # debts each way shown on the HTML page
 
 def _svg(width: int, height: int, body: Iterable[str], label: str, cls: str) -> Markup:
     return Markup(
@@ -287,7 +301,13 @@ def to_html(ledger: Ledger, rows: pd.DataFrame) -> str:
         f"  .legend i.{tag} {{ background: {colour}; }}\n" for tag, colour in TAG_COLOURS.items()
         if tag)
     css_hash = "sha256-" + base64.b64encode(hashlib.sha256(css.encode()).digest()).decode()
-    return template.render(window=ledger.window.describe(), coverage=ledger.coverage.describe(),
+    favours = favour_ledger(ledger)
+    return template.render(owed=favours.owed.head(OWED_ROWS),
+                           owed_total=len(favours.owed), owed_note=favours.note,
+                           they_owe=favour_views.they_owe(favours, ledger.table["name"]).head(
+                               OWED_ROWS),
+                           day=favour_views.day,
+                           window=ledger.window.describe(), coverage=ledger.coverage.describe(),
                            rows=rows, cards=cards, css=Markup(css), css_hash=css_hash,
                            chart=summary_chart(rows), labels=LABELS, negative=NEGATIVE,
                            colours=TAG_COLOURS, when=_when, rate=_rate)
