@@ -63,6 +63,9 @@ PEOPLE = {
     "omar": "Omar Haddad <omar@haddad.example>",
     "lee": "Lee Chen <lee@chen-consulting.example>",
     "news": "GrowthHub <noreply@growthhub.example>",
+    # a favour you never returned: Noah helped you each time you asked; you never
+    # thanked him, never gave anything back, and left his one ask unanswered
+    "noah": "Noah Brooks <noah@brooks-lab.example>",
 }
 BULK = {"Precedence": "bulk", "List-Unsubscribe": "<mailto:unsubscribe@growthhub.example>"}
 
@@ -359,6 +362,25 @@ thread("lee", 5, "Quick favour",
        them("request", "Sam, can you review my proposal draft before Friday? It's at "
             "docs.example/lee-draft."),
        me("offer", "Done. Comments are in the doc; the pricing section needs the most work."))
+
+# --- a favour you never returned ----------------------------------------------------------
+NOAH = [
+    (120, "Grafana dashboards", "Could you send me the Grafana dashboards you built for the "
+     "API? I'd like to reuse them.",
+     "Here are the dashboard files, ready to import: https://brooks-lab.example/dashboards."),
+    (280, "Budget template", "Could you send me the budget template you used for the "
+     "platform team? I'd really appreciate it.",
+     "Here's my budget template with the formulas: https://brooks-lab.example/budget."),
+    (540, "Intro to a recruiter", "Could you introduce me to the recruiter you worked with? "
+     "I'm hiring two engineers.",
+     "I've introduced you to Mia, our recruiter; her notes are at "
+     "https://brooks-lab.example/mia."),
+]
+for day, subject, ask, answer in NOAH:
+    thread("noah", day, subject, me("request", ask), them("offer", answer))
+thread("noah", 600, "Your talk slides",
+       them("request", "Could you send me the slides from your DataConf talk? I'd like to "
+            "show them to my team."))
 
 
 def build(mails: list[Mail]) -> dict[str, list[EmailMessage]]:
