@@ -184,6 +184,7 @@ def main() -> None:
         "baseline: pandas reads messages table": [py, "-c", read],
         "mailnet report (terminal table)": [*mailnet, "report"],
         "mailnet report --format json": [*mailnet, "report", "--format", "json"],
+        "mailnet owed": [*mailnet, "owed"],
     }
     results = {name: measure(argv) for name, argv in runs.items()}
     base = results["baseline: pandas reads messages table"][0]

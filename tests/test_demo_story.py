@@ -2,8 +2,8 @@
 
 scripts/make_sample.py writes each contact for one verdict: three allies, one
 contact per taking pattern, an ally who lost touch, ordinary contacts, a bulk
-sender, and a favour you never returned. `mailnet demo` classifies the text with the default model; this checks
-what a reader of the demo sees, contact by contact.
+sender, and a favour you never returned. `mailnet demo` classifies the text with
+the default model; this checks what a reader of the demo sees, contact by contact.
 """
 
 from __future__ import annotations

@@ -9,9 +9,10 @@ import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from conftest import make_message
 from mailnet.store import Store
 from report_fixtures import tag_by_hand
+
+from conftest import make_message
 
 ME = "Sam Rivera <sam@rivera.example>"
 ANN = "Ann Lee <ann@corp.example>"
@@ -49,31 +50,29 @@ def ledger_mail(tmp_path: Path) -> tuple[Path, dict[str, tuple[str, ...]]]:
     Ann asks once (b1), Sam never answers: an ask waiting on Sam. Sam asks Bo (c1) and Bo
     never answers; Sam answers Bo's ask (d1) and Bo thanks."""
     root = tmp_path / "mail"
-    tags: dict[str, tuple[str, ...]] = {}
-
-    def m(key: str, *t: str) -> None:
-        tags[f"{key}@x"] = t
-
-    mine(root, "a1", ANN, "Slides", "Could you send me the slides?", 1); m("a1", "request")
-    theirs(root, "r1", ANN, "Re: Slides", "Sure: https://corp.example/slides", 2, "a1")
-    mine(root, "t1", ANN, "Re: Slides", "Thanks a lot!", 3, "r1"); m("t1", "thanks")
-    mine(root, "a2", ANN, "Budget", "Can you share the budget sheet?", 20); m("a2", "request")
-    theirs(root, "r2", ANN, "Re: Budget", "Here it is, enjoy.", 21, "a2"); m("r2", "offer")
-    mine(root, "g1", ANN, "A tip", "Here is a tool you'll like.", 40); m("g1", "offer")
-    mine(root, "a3", ANN, "Intro", "Could you introduce me to Cy?", 60); m("a3", "request")
-    theirs(root, "r3a", ANN, "Re: Intro", "Let me look into it.", 61, "a3")
-    theirs(root, "r3", ANN, "Re: Intro", "Done, I've introduced you.", 63, "r3a")
-    m("r3", "offer")
-    mine(root, "a4", ANN, "Review", "Could you review my draft?", 100); m("a4", "request")
-    theirs(root, "r4", ANN, "Re: Review", "Reviewed, comments inside.", 101, "a4")
-    m("r4", "offer")
-    theirs(root, "b1", ANN, "Your notes", "Could you send me your notes?", 120)
-    m("b1", "request")
-    mine(root, "c1", BO, "Report", "Could you send me the report?", 30); m("c1", "request")
-    theirs(root, "d1", BO, "Help", "Can you fix my script?", 50); m("d1", "request")
-    mine(root, "e1", BO, "Re: Help", "Fixed: the patch is attached.", 51, "d1")
-    theirs(root, "f1", BO, "Re: Help", "Thank you!", 52, "e1"); m("f1", "thanks")
-    mine(root, "h1", BO, "Lunch", "Lunch is on Friday.", 125)  # Sam writes in May too
+    # (key, Sam writes, to or from, subject, text, day, answers, tags)
+    mail = [
+        ("a1", True, ANN, "Slides", "Could you send me the slides?", 1, None, "request"),
+        ("r1", False, ANN, "Re: Slides", "Sure: https://corp.example/slides", 2, "a1", ""),
+        ("t1", True, ANN, "Re: Slides", "Thanks a lot!", 3, "r1", "thanks"),
+        ("a2", True, ANN, "Budget", "Can you share the budget sheet?", 20, None, "request"),
+        ("r2", False, ANN, "Re: Budget", "Here it is, enjoy.", 21, "a2", "offer"),
+        ("g1", True, ANN, "A tip", "Here is a tool you'll like.", 40, None, "offer"),
+        ("a3", True, ANN, "Intro", "Could you introduce me to Cy?", 60, None, "request"),
+        ("r3a", False, ANN, "Re: Intro", "Let me look into it.", 61, "a3", ""),
+        ("r3", False, ANN, "Re: Intro", "Done, I've introduced you.", 63, "r3a", "offer"),
+        ("a4", True, ANN, "Review", "Could you review my draft?", 100, None, "request"),
+        ("r4", False, ANN, "Re: Review", "Reviewed, comments inside.", 101, "a4", "offer"),
+        ("b1", False, ANN, "Your notes", "Could you send me your notes?", 120, None, "request"),
+        ("c1", True, BO, "Report", "Could you send me the report?", 30, None, "request"),
+        ("d1", False, BO, "Help", "Can you fix my script?", 50, None, "request"),
+        ("e1", True, BO, "Re: Help", "Fixed: the patch is attached.", 51, "d1", ""),
+        ("f1", False, BO, "Re: Help", "Thank you!", 52, "e1", "thanks"),
+        ("h1", True, BO, "Lunch", "Lunch is on Friday.", 125, None, ""),  # Sam writes in May
+    ]
+    for key, sam, who, subject, text, day, parent, _ in mail:
+        (mine if sam else theirs)(root, key, who, subject, text, day, parent)
+    tags = {f"{m[0]}@x": tuple(m[-1].split()) for m in mail}
     return root, tags
 
 

@@ -68,6 +68,14 @@ def test_page_renders_charts_and_flags_in_chromium(page_file: Path, tmp_path: Pa
                     assert flag.count() == 1, (pattern, contact)
                     assert flag.locator("table.evidence tr").count() >= 2
             assert "Jordan Pike" in page.inner_text("body")
+            # What you owe: Noah's three favours and his ask, most overdue first, on screen.
+            debts = page.locator("section#owed table.debts "
+                                 'tr[data-contact="noah@brooks-lab.example"]')
+            assert debts.count() == 4 and debts.first.is_visible()
+            assert [d.get_attribute("data-kind") for d in debts.all()].count("favour") == 3
+            owed_you = page.locator("section#owed table.owed-you tr[data-contact]")
+            assert "jordan@pike-ventures.example" in [
+                r.get_attribute("data-contact") for r in owed_you.all()]
             page.screenshot(path=str(shot), full_page=True)
         finally:
             browser.close()
