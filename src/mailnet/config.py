@@ -126,7 +126,7 @@ class PatternSettings:
                                       f"choose from {', '.join(PATTERNS)}")
             elif value < 0:
                 raise ConfigError(f"[patterns] {f.name} must be ≥ 0, not {value}")
-            elif f.name.endswith(("_share", "_rate")) and value > 1:
+            elif f.name.endswith(("_share", "_rate", "_margin")) and value > 1:
                 raise ConfigError(f"[patterns] {f.name} is a share: between 0 and 1, not {value}")
 
     @classmethod
