@@ -47,7 +47,8 @@ def ledger_mail(tmp_path: Path) -> tuple[Path, dict[str, tuple[str, ...]]]:
     a2 Ann answers with an offer, Sam never thanks, but later gives her a tip (g1): returned;
     a3 Ann first writes "let me look" (no gift), then gives: owed (the gift is the favour);
     a4 Ann answers with an offer, never thanked: owed.
-    Ann asks once (b1), Sam never answers: an ask waiting on Sam. Sam asks Bo (c1) and Bo
+    Ann asks once (b1), Sam never answers: an ask waiting on Sam (her out-of-office
+    notice is none). Sam asks Bo (c1) and Bo
     never answers; Sam answers Bo's ask (d1) and Bo thanks."""
     root = tmp_path / "mail"
     # (key, Sam writes, to or from, subject, text, day, answers, tags)
@@ -64,6 +65,8 @@ def ledger_mail(tmp_path: Path) -> tuple[Path, dict[str, tuple[str, ...]]]:
         ("a4", True, ANN, "Review", "Could you review my draft?", 100, None, "request"),
         ("r4", False, ANN, "Re: Review", "Reviewed, comments inside.", 101, "a4", "offer"),
         ("b1", False, ANN, "Your notes", "Could you send me your notes?", 120, None, "request"),
+        ("o1", False, ANN, "Out of Office AutoReply: Travel", "Please contact Bo instead.",
+         121, None, "request"),  # reads like an ask, asks nothing
         ("c1", True, BO, "Report", "Could you send me the report?", 30, None, "request"),
         ("d1", False, BO, "Help", "Can you fix my script?", 50, None, "request"),
         ("e1", True, BO, "Re: Help", "Fixed: the patch is attached.", 51, "d1", ""),

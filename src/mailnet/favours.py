@@ -4,7 +4,8 @@ that followed, both ways; what is still owed; and each contact's reply debt.
 The rule (docs/report.md, "Favours"):
 
 - An **ask** is a request-tagged message that weighs (addressed in To, not a
-  broadcast: :mod:`mailnet.ledger`'s weighing rule), from either side.
+  broadcast: :mod:`mailnet.ledger`'s weighing rule), from either side, neither a
+  pitch nor an out-of-office notice.
 - It is **fulfilled** by the other side's first later message in the same thread
   (same root) that gives: offer-tagged, or handing over a link or a document.
   That message is the **favour**; one reply can fulfil several pending asks.
@@ -40,6 +41,8 @@ from mailnet.untrusted import text
 YOU_OWE = "you_owe_them"  # they did it for you
 THEY_OWE = "they_owe_you"  # you did it for them
 MIN_USUAL_DAYS = 1.0  # a usual delay shorter than a day counts as a day
+# An out-of-office notice reads like an ask ("please contact ...") and asks nothing.
+AUTO_REPLY = r"^\s*(?:out of (?:the )?office|auto(?:matic)?[- ]?reply|automatische antwort|abwesen)"
 
 
 @dataclass(frozen=True)
@@ -188,7 +191,9 @@ def _pairs(ev: pd.DataFrame) -> pd.DataFrame:
             "mine": who})
         return out.sort_values(f"{prefix}_date", kind="stable")
 
-    asks = side(ev[ev["request"] & ev["counts"] & ~ev["sales"]], "ask", "asked_by_me")
+    asking = ev["request"] & ev["counts"] & ~ev["sales"] \
+        & ~ev["subject"].str.contains(AUTO_REPLY, case=False)
+    asks = side(ev[asking], "ask", "asked_by_me")
     asks = asks.assign(contact=ev.loc[asks.index, "contact"], by_me=~asks["asked_by_me"])
     gives = side(ev[ev["offer"] | ev["link"]], "reply", "by_me")
     pairs = pd.merge_asof(asks, gives, left_on="ask_date", right_on="reply_date",
