@@ -26,7 +26,7 @@ the mailbox lost much of what was sent to you, only your side of the debts
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from datetime import datetime
 
 import numpy as np
@@ -113,26 +113,33 @@ class Favours:
     note: str = ""
 
     def of(self, contacts: list[str]) -> dict[str, ContactFavours]:
-        """These contacts' favours as dataclasses (one pass over the rows, not one each)."""
-        fav = self.favours[self.favours["contact"].isin(contacts)].groupby("contact")
-        ask = self.asks[self.asks["contact"].isin(contacts)].groupby("contact")
-        f_rows, a_rows = dict(list(fav)), dict(list(ask))
-        none = ContactFavours("", 0, 0, 0, 0, 0, 0, [], [], [], [])
-        return {c: _contact(c, f_rows.get(c, self.favours.iloc[:0]),
-                            a_rows.get(c, self.asks.iloc[:0]))
-                if c in f_rows or c in a_rows else replace(none, contact=c) for c in contacts}
+        """These contacts' favours as dataclasses: counts grouped once, then one pass over
+        the open items (a few per contact), never a filter per contact."""
+        wanted = set(contacts)
+        f = self.favours[self.favours["contact"].isin(wanted)]
+        counts = f.groupby(["contact", "direction", "status"]).size().to_dict()
+        items: dict[tuple[str, str], list] = {}
+        for r in f[f["status"] == "owed"].to_dict("records"):
+            items.setdefault((r["contact"], r["direction"]), []).append(
+                Favour(r["direction"], _mail(r, "ask"), _mail(r, "reply"), _mail(r, "thanks"),
+                       _mail(r, "gift"), r["status"], r["age_days"], r["usual_days"],
+                       r["overdue"]))
+        waiting: dict[tuple[str, str], list] = {}
+        for r in self.asks[self.asks["contact"].isin(wanted)].to_dict("records"):
+            waiting.setdefault((r["contact"], r["direction"]), []).append(
+                OpenAsk(r["direction"], _mail(r, "ask"), r["age_days"], r["usual_days"],
+                        r["overdue"]))
 
+        def n(c: str, direction: str, status: str | None = None) -> int:
+            if status is None:
+                return sum(n(c, direction, s) for s in ("thanked", "returned", "owed"))
+            return int(counts.get((c, direction, status), 0))
 
-def _contact(contact: str, f: pd.DataFrame, a: pd.DataFrame) -> ContactFavours:
-    mine, theirs = f[f["direction"] == YOU_OWE], f[f["direction"] == THEY_OWE]
-    return ContactFavours(
-        contact, len(mine), int((mine["status"] == "thanked").sum()),
-        int((mine["status"] == "returned").sum()), len(theirs),
-        int((theirs["status"] == "thanked").sum()),
-        int((theirs["status"] == "returned").sum()),
-        _favour_list(mine[mine["status"] == "owed"]),
-        _favour_list(theirs[theirs["status"] == "owed"]),
-        _ask_list(a[a["direction"] == YOU_OWE]), _ask_list(a[a["direction"] == THEY_OWE]))
+        return {c: ContactFavours(
+            c, n(c, YOU_OWE), n(c, YOU_OWE, "thanked"), n(c, YOU_OWE, "returned"),
+            n(c, THEY_OWE), n(c, THEY_OWE, "thanked"), n(c, THEY_OWE, "returned"),
+            items.get((c, YOU_OWE), []), items.get((c, THEY_OWE), []),
+            waiting.get((c, YOU_OWE), []), waiting.get((c, THEY_OWE), [])) for c in contacts}
 
 
 def _mail(row: dict, prefix: str) -> Mail | None:
@@ -141,17 +148,6 @@ def _mail(row: dict, prefix: str) -> Mail | None:
         return None
     return Mail(int(i), pd.Timestamp(row[f"{prefix}_date"]).to_pydatetime(),
                 str(row[f"{prefix}_subject"]))
-
-
-def _favour_list(rows: pd.DataFrame) -> list[Favour]:
-    return [Favour(r["direction"], _mail(r, "ask"), _mail(r, "reply"), _mail(r, "thanks"),
-                   _mail(r, "gift"), r["status"], r["age_days"], r["usual_days"], r["overdue"])
-            for r in rows.to_dict("records")]
-
-
-def _ask_list(rows: pd.DataFrame) -> list[OpenAsk]:
-    return [OpenAsk(r["direction"], _mail(r, "ask"), r["age_days"], r["usual_days"],
-                    r["overdue"]) for r in rows.to_dict("records")]
 
 
 def _judged(ledger: Ledger) -> pd.DataFrame:
