@@ -15,8 +15,8 @@ The rule (docs/report.md, "Favours"):
   gift returns one earlier favour, the oldest first. A favour neither thanked nor
   returned is **owed**: "you owe them" when they did it for you.
 - An ask nobody on the other side answered at all (no reply, no favour) is
-  **open**: its age is measured in the answerer's usual reply delay (the median
-  of that side's replies to the other, at least a day).
+  **open**. Ages are measured in the debtor's usual reply delay to that contact
+  (the median of that side's replies to the other, at least a day).
 
 Only mail inside the judged period (:class:`mailnet.ledger.Coverage`) counts; where
 the mailbox lost much of what was sent to you, only your side of the debts
@@ -167,8 +167,8 @@ def _judged(ledger: Ledger) -> pd.DataFrame:
 
 def _usual(ledger: Ledger) -> tuple[pd.Series, pd.Series]:
     """Per contact, the usual reply delay in days: theirs to you, yours to them (the
-    ledger's medians; a side with no reply yet gets that side's median over everyone;
-    at least a day)."""
+    ledger's medians; a contact with no reply yet on that side gets the median over
+    contacts; at least a day)."""
     t = ledger.table
     return tuple(t[col].fillna(t[col].median()).fillna(MIN_USUAL_DAYS).clip(lower=MIN_USUAL_DAYS)
                  for col in ("their_reply_days", "my_reply_days"))  # type: ignore[return-value]
