@@ -186,6 +186,7 @@ def main() -> None:
         "mailnet report --format json": [*mailnet, "report", "--format", "json"],
         "mailnet report --format html": [*mailnet, "report", "--format", "html", "--output",
                                          str(args.db.with_suffix(".html"))],
+        "mailnet owed": [*mailnet, "owed"],
     }
     results = {name: measure(argv) for name, argv in runs.items()}
     base = results["baseline: pandas reads messages table"][0]

@@ -65,6 +65,9 @@ PEOPLE = {
     "news": "GrowthHub <noreply@growthhub.example>",
     # cooled: warm two-way mail all 2023, a trickle from 2024-Q1 on (the trajectory)
     "noor": "Noor Aziz <noor@aziz.example>",
+    # a favour you never returned: Noah helped you each time you asked; you never
+    # thanked him, never gave anything back, and left his one ask unanswered
+    "noah": "Noah Brooks <noah@brooks-lab.example>",
 }
 BULK = {"Precedence": "bulk", "List-Unsubscribe": "<mailto:unsubscribe@growthhub.example>"}
 
@@ -387,6 +390,24 @@ for day, subject in ((400, "Busy months"), (520, "Still here"), (580, "Summer"),
     thread("noor", day, subject, them("", "Busy months here, no news really. Talk soon."),
            me("", "Same here. Let's catch up one of these days."),
            them("", "Yes, one of these days."))
+# --- a favour you never returned ----------------------------------------------------------
+NOAH = [
+    (120, "Grafana dashboards", "Could you send me the Grafana dashboards you built for the "
+     "API? I'd like to reuse them.",
+     "Here are the dashboard files, ready to import: https://brooks-lab.example/dashboards."),
+    (280, "Budget template", "Could you send me the budget template you used for the "
+     "platform team? I'd really appreciate it.",
+     "Here's my budget template with the formulas: https://brooks-lab.example/budget."),
+    (540, "Intro to a recruiter", "Could you introduce me to the recruiter you worked with? "
+     "I'm hiring two engineers.",
+     "I've introduced you to Mia, our recruiter; her notes are at "
+     "https://brooks-lab.example/mia."),
+]
+for day, subject, ask, answer in NOAH:
+    thread("noah", day, subject, me("request", ask), them("offer", answer))
+thread("noah", 600, "Your talk slides",
+       them("request", "Could you send me the slides from your DataConf talk? I'd like to "
+            "show them to my team."))
 
 
 def build(mails: list[Mail]) -> dict[str, list[EmailMessage]]:

@@ -154,6 +154,7 @@ def test_a_mailbox_that_lost_what_i_answered_does_not_judge_silence(cli, tmp_pat
     """Where the inbox kept the messages Sam answered, Bo's silence is seen; where it
     lost most of them (2 of 12 kept), whether Bo answers cannot be told."""
     assert cli("import", str(lost_inbox(tmp_path, kept))).exit_code == 0
+    assert cli("classify").exit_code == 0  # Sam's questions are requests
     period = report(cli, "--as-of", "2001-06-01")["period"]
     assert (period["replies"], period["replies_seen"]) == (12, kept)
     assert period["received_complete"] is complete

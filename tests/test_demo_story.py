@@ -1,9 +1,9 @@
 """The sample mailbox tells its intended story with the shipped model (not hand-made tags).
 
 scripts/make_sample.py writes each contact for one verdict: three allies, one
-contact per taking pattern, an ally who lost touch, ordinary contacts and a bulk
-sender. `mailnet demo` classifies the text with the default model; this checks
-what a reader of the demo sees, contact by contact.
+contact per taking pattern, an ally who lost touch, ordinary contacts, a bulk
+sender, and a favour you never returned. `mailnet demo` classifies the text with
+the default model; this checks what a reader of the demo sees, contact by contact.
 """
 
 from __future__ import annotations
@@ -38,7 +38,12 @@ INTENDED = {
     "omar@haddad.example": None,
     "lee@chen-consulting.example": None,
     "noor@aziz.example": "ally",  # an ally who cooled: see test_the_cooled_contact_...
+    # a favour you never returned: no pattern of theirs; you owe them (see OWED)
+    "noah@brooks-lab.example": None,
 }
+# contact -> what `mailnet owed` holds for them: favours never thanked nor returned,
+# asks of theirs never answered. Nobody else is owed anything.
+OWED = {"noah@brooks-lab.example": {"favour": 3, "ask": 1}}
 NEGATIVE = {"only_asks", "gives_more", "never_thanks", "vanishes", "only_sales",
             "ignores_you", "surfaces_in_need"}
 
@@ -109,3 +114,29 @@ def test_the_cooled_contact_cools_where_it_was_written_to(demo_db: Path) -> None
     assert change["after"] < change["before"] / 2
     for steady in ("dana.okafor@lumen.example", "kofi@mensah.example", "maria@santos.example"):
         assert rows[steady]["trajectory"]["change"] is None, steady
+def test_the_favour_you_never_returned_tops_what_you_owe(demo_db: Path) -> None:
+    owed = list(csv.DictReader(io.StringIO(_cli(demo_db, "owed", *AS_OF, "--format", "csv"))))
+    found: dict[str, dict[str, int]] = {}
+    for row in owed:
+        kinds = found.setdefault(row["contact"], {})
+        kinds[row["kind"]] = kinds.get(row["kind"], 0) + 1
+    assert found == OWED
+    overdue = [float(r["overdue"]) for r in owed]
+    assert overdue == sorted(overdue, reverse=True) and overdue[-1] > 10
+    # Each favour names the ask it answered, one of Sam's, before it.
+    for row in owed:
+        if row["kind"] == "favour":
+            assert row["ask_date"] < row["date"] and row["ask_subject"] in row["subject"]
+    report = json.loads(_cli(demo_db, "report", *AS_OF, "--format", "json",
+                             "--min-messages", "1"))
+    assert [(d["contact"], d["kind"]) for d in report["owed"]] == [
+        (r["contact"], r["kind"]) for r in owed]
+    rows = {r["contact"]: r for r in report["contacts"]}
+    noah = rows["noah@brooks-lab.example"]["favours"]
+    assert (noah["done_for_you"], noah["thanked_by_you"], noah["returned_by_you"]) == (3, 0, 0)
+    # The allies thank each favour; the takers owe Sam for his help.
+    for ally in ("dana.okafor@lumen.example", "kofi@mensah.example", "maria@santos.example"):
+        f = rows[ally]["favours"]
+        assert f["done_for_you"] >= 4 and f["thanked_by_you"] == f["done_for_you"], (ally, f)
+        assert not f["you_owe"] and not f["they_owe"]
+    assert len(rows["jordan@pike-ventures.example"]["favours"]["they_owe"]) >= 9

@@ -262,6 +262,15 @@ def forged_inbox(path: Path) -> Path:
     return path
 
 
+def _without_ids(value: object) -> object:
+    """A JSON report with the store's message ids left out."""
+    if isinstance(value, dict):
+        return {k: _without_ids(v) for k, v in value.items() if k != "id"}
+    if isinstance(value, list):
+        return [_without_ids(v) for v in value]
+    return value
+
+
 @pytest.mark.parametrize("forged_first", [True, False])
 def test_no_outside_message_rewrites_the_ledger(db: Path, tmp_path: Path,
                                                 forged_first: bool) -> None:
@@ -274,8 +283,9 @@ def test_no_outside_message_rewrites_the_ledger(db: Path, tmp_path: Path,
         tag_by_hand(store, make_sample().message_tags())
         # Every forged message is kept (same ID, other content: another message) ...
         assert store.count() == len(make_sample().MAILS) + len(mailbox.mbox(forged))
-    # ... and none changes a figure or a flag of anyone.
+    # ... and none changes a figure, a flag or a favour of anyone (the store numbers its
+    # messages in the order they were imported: only those ids differ).
     clean = report_json(db, "--min-messages", "1")
-    assert report_json(attacked, "--min-messages", "1") == clean
+    assert _without_ids(report_json(attacked, "--min-messages", "1")) == _without_ids(clean)
     dana = next(r for r in clean if r["contact"] == "dana.okafor@lumen.example")
     assert dana["to_them"] > 5 and "ally" in {f["pattern"] for f in dana["flags"]}

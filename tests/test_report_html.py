@@ -81,6 +81,14 @@ def test_page_renders_charts_and_flags_in_chromium(pw: object, page_file: Path,
                 assert flag.count() == 1, (pattern, contact)
                 assert flag.locator("table.evidence tr").count() >= 2
         assert "Jordan Pike" in page.inner_text("body")
+        # What you owe: Noah's three favours and his ask, most overdue first, on screen.
+        debts = page.locator("section#owed table.debts "
+                             'tr[data-contact="noah@brooks-lab.example"]')
+        assert debts.count() == 4 and debts.first.is_visible()
+        assert [d.get_attribute("data-kind") for d in debts.all()].count("favour") == 3
+        owed_you = page.locator("section#owed table.owed-you tr[data-contact]")
+        assert "jordan@pike-ventures.example" in [
+            r.get_attribute("data-contact") for r in owed_you.all()]
         page.screenshot(path=str(shot), full_page=True)
     finally:
         browser.close()
@@ -282,7 +290,8 @@ def test_trajectories_and_network_sections_in_chromium(browser: object, page_fil
     # The network: every bar carries its figure; shares add up to what is written.
     patterns = page.locator("svg.patterns g.bar")
     assert patterns.count() >= 9
-    assert "5 (36%)" in page.locator("svg.patterns").text_content()
+    people = int(re.search(r"Patterns of the (\d+) people", page.inner_text("body"))[1])
+    assert f"ally5 ({5 / people:.0%})" in page.locator("svg.patterns").text_content()
     assert "the top 10 get" in page.inner_text("body")
     assert page.locator("svg.organisations rect").count() >= 2 * 5
     assert "mainly one-to-many: 1" in page.locator("svg.split").nth(1).text_content()

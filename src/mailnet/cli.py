@@ -597,3 +597,32 @@ def why_cmd(obj: Context, contact: str, since: Any, until: Any, as_of: Any, fmt:
         obj.out.file.write(json.dumps(why.record(answer), ensure_ascii=False, indent=2) + "\n")
     else:
         obj.out.print(why.view(answer))
+@main.command("owed")
+@window_options
+@click.option("--limit", type=int, default=None, help="Show only the N most overdue debts.")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
+@click.pass_obj
+@friendly_errors
+def owed_cmd(obj: Context, since: Any, until: Any, as_of: Any, limit: int | None,
+             fmt: str) -> None:
+    """What you owe, most overdue first: help you never thanked or returned, asks to you
+    you never answered (overdue: the age in your usual reply delay to that contact)."""
+    from mailnet import favours
+    from mailnet.output import to_csv
+
+    ledger = _ledger(obj, since, until, as_of)
+    fav = favours.favour_ledger(ledger)
+    owed = fav.owed.head(limit) if limit is not None else fav.owed
+    if fmt == "csv":
+        obj.out.file.write(to_csv(owed))
+    elif fmt == "json":
+        obj.out.file.write(json.dumps({"period": ledger.coverage.record(), "note": fav.note,
+                                       "owed": favours.debt_records(owed)},
+                                      ensure_ascii=False, indent=2) + "\n")
+    elif owed.empty:
+        obj.err.print("You owe nobody: every favour done for you was thanked or returned, "
+                      "and every ask to you answered." + (f" ({fav.note})" if fav.note else ""))
+    else:
+        obj.out.print(favours.owed_table(owed, f"What you owe, {ledger.window.describe()}"))
+        obj.out.print(Text(ledger.coverage.describe() + (f"; {fav.note}" if fav.note else ""),
+                           style="dim"))

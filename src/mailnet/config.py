@@ -92,6 +92,8 @@ class PatternSettings:
     only_sales_min: int = 3
     ignores_min_sent: int = 3
     ignores_share: float = 0.6
+    ignores_min_other: int = 2
+    ignores_margin: float = 0.25
     resurface_silence_days: float = 90.0
     resurface_min: int = 2
     resurface_request_share: float = 0.75
@@ -128,7 +130,7 @@ class PatternSettings:
                                       f"choose from {', '.join(PATTERNS)}")
             elif value < 0:
                 raise ConfigError(f"[patterns] {f.name} must be ≥ 0, not {value}")
-            elif f.name.endswith(("_share", "_rate")) and value > 1:
+            elif f.name.endswith(("_share", "_rate", "_margin")) and value > 1:
                 raise ConfigError(f"[patterns] {f.name} is a share: between 0 and 1, not {value}")
 
     @classmethod

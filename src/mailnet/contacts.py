@@ -110,7 +110,7 @@ def exchanges(store: Store, config: Config) -> Exchanges:
     msgs = pd.read_sql_query(
         """SELECT id, message_id, date, from_name, from_addr, subject, parent_id, list_id,
                   list_post, is_bulk, source, folder, reply_subject, thread_subject, recovered,
-                  question, footer
+                  question, footer, link
            FROM messages""",
         store.db, index_col="id",
     )

@@ -296,9 +296,9 @@ def _events(ex_links: pd.DataFrame, msgs: pd.DataFrame, me: frozenset[str]) -> p
     links = links.drop_duplicates(["id", "contact", "direction"])
     links = links[links["id"].isin(msgs.index)]
     cols = ["date", "subject", "from_name", "from_addr", "message_id", "parent_id", "root",
-            "is_bulk", "recipients", "question", "footer", *TAGS]
+            "is_bulk", "recipients", "question", "footer", "link", *TAGS]
     events = links.join(msgs[cols], on="id").sort_values(["date", "id"], kind="stable")
-    flags = [*TAGS, "question", "footer", "is_bulk", "addressed"]
+    flags = [*TAGS, "question", "footer", "link", "is_bulk", "addressed"]
     events[flags] = events[flags].fillna(False).astype(bool)
     events["mine"] = events["direction"] == FROM_ME
     return events.reset_index(drop=True)
@@ -359,7 +359,7 @@ def build_ledger(store: Store, config: Config, window: Window | None = None,
     msgs = ex.messages
     msgs = msgs.join(_tags(store, msgs.index))
     _thanked_gifts(msgs)
-    msgs[["question", "footer"]] = msgs[["question", "footer"]].astype(bool)
+    msgs[["question", "footer", "link"]] = msgs[["question", "footer", "link"]].astype(bool)
     msgs["root"] = _thread_roots(msgs)
     window, reason = _resolve_now(window, msgs, settings)
     end = window.end
@@ -538,9 +538,21 @@ def _flags(store: Store, t: pd.DataFrame, events: pd.DataFrame, msgs: pd.DataFra
     asking = back[back["request"] & back["counts"]]
     t["resurfaced_asking"] = asking.groupby("contact").size().reindex(t.index, fill_value=0)
 
-    unanswered = mine[mine["expects"] & ~mine["replied"]]
-    t["expecting"] = mine[mine["expects"]].groupby("contact").size().reindex(t.index, fill_value=0)
+    # ignores you: their reply rate to my requests against their rate to my other mail
+    # that calls for an answer (a question); with too little of that to compare, against
+    # someone who answers. A busy contact who answers what I ask is not ignoring me.
+    expects = mine[mine["expects"]]
+    asked = expects[expects["request"]]
+    unanswered = asked[~asked["replied"]]
+    other = expects[~expects["request"]]
+    t["asked"] = asked.groupby("contact").size().reindex(t.index, fill_value=0)
     t["unanswered"] = unanswered.groupby("contact").size().reindex(t.index, fill_value=0)
+    t["other_expecting"] = other.groupby("contact").size().reindex(t.index, fill_value=0)
+    t["other_answered"] = other["replied"].groupby(other["contact"]).sum().reindex(
+        t.index, fill_value=0)
+    request_rate = 1 - t["unanswered"] / t["asked"].clip(lower=1)
+    other_rate = (t["other_answered"] / t["other_expecting"].clip(lower=1)).where(
+        t["other_expecting"] >= s.ignores_min_other, 1.0)
 
     each = s.ally_min_each
     masks = {
@@ -554,8 +566,9 @@ def _flags(store: Store, t: pd.DataFrame, events: pd.DataFrame, msgs: pd.DataFra
         & (t["vanished"] >= s.vanishes_share * t["helped"]),
         "only_sales": (t["their_sales"] >= s.only_sales_min)
         & (t["their_sales"] >= s.only_sales_share * n),
-        "ignores_you": (t["expecting"] >= s.ignores_min_sent)
-        & (t["unanswered"] >= s.ignores_share * t["expecting"]),
+        "ignores_you": (t["asked"] >= s.ignores_min_sent)
+        & (t["unanswered"] >= s.ignores_share * t["asked"])
+        & (request_rate <= other_rate - s.ignores_margin),
         "surfaces_in_need": (t["resurfaced_asking"] >= s.resurface_min)
         & (t["resurfaced_asking"] >= s.resurface_request_share * t["resurfaced"]),
         "lost_touch": (t["from_them"] >= s.lost_touch_min_messages)
@@ -569,6 +582,11 @@ def _flags(store: Store, t: pd.DataFrame, events: pd.DataFrame, msgs: pd.DataFra
         | _mutual(whole, s, threaded).reindex(t.index, fill_value=False),
     }
     t["eligible"] = eligible
+    # The business ally is read over the whole window: its figures go with the others.
+    for col in ("addressed", "direct_from_them", "their_requests", "my_requests",
+                "their_offers", "my_offers", "they_answered", "i_answered"):
+        t[f"whole_{col}"] = whole[col].reindex(t.index, fill_value=0)
+    t["whole_busiest"] = (whole["addressed"] + whole["direct_from_them"]).max()
     for pattern in unseen_patterns(threaded, received_complete):
         masks[pattern] = pd.Series(False, index=t.index)
     # An ally is mutual: anyone who also takes more than gives in some way is not one.
@@ -635,8 +653,13 @@ def _reason(pattern: str, r: SimpleNamespace, s: PatternSettings, rows: list[dic
     if pattern == "only_sales":
         return f"{r.their_sales} of their {r.from_them} messages are sales pitches"
     if pattern == "ignores_you":
-        return (f"{r.unanswered} of your {r.expecting} messages to them got no reply "
-                f"(they answered {r.expecting - r.unanswered})")
+        base = (f"they answered {r.other_answered} of your {r.other_expecting} other "
+                "messages that call for an answer"
+                if r.other_expecting >= s.ignores_min_other else
+                f"too few other messages that call for an answer to compare "
+                f"({r.other_expecting})")
+        return (f"{r.unanswered} of your {r.asked} requests to them got no reply "
+                f"(they answered {r.asked - r.unanswered}); {base}")
     if pattern == "surfaces_in_need":
         gaps = ", ".join(f"{row['gap']:.0f}" for row in reversed(rows))
         return (f"came back {r.resurfaced} times after ≥ {s.resurface_silence_days:.0f} days "

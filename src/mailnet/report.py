@@ -25,6 +25,8 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from mailnet import favours as favour_views
+from mailnet.favours import Favours, favour_ledger
 from mailnet.ledger import COLUMNS, LABELS, NEGATIVE, Evidence, Flag, Ledger, bulk_pitches
 from mailnet.network import Network, build_network
 from mailnet.output import plain, to_csv
@@ -54,21 +56,30 @@ def _flag_record(f: Flag) -> dict[str, Any]:
             "evidence": [_evidence_record(e) for e in f.evidence]}
 
 
-def records(ledger: Ledger, rows: pd.DataFrame) -> list[dict[str, Any]]:
-    """One JSON object per contact: every ledger column, flags with reasons and evidence."""
+def records(ledger: Ledger, rows: pd.DataFrame,
+            favours: Favours | None = None) -> list[dict[str, Any]]:
+    """One JSON object per contact: every ledger column, flags with reasons and evidence,
+    and the favours each way."""
+    favours = favours or favour_ledger(ledger)
+    owed = favours.of(list(rows.index))
     out = []
     paths = trajectories(ledger, rows.index)
     for contact, row in zip(rows.index, rows.to_dict("records"), strict=True):
         record = {"contact": contact, **{k: plain(v) for k, v in row.items()}}
         record["flags"] = [_flag_record(f) for f in ledger.flags.get(contact, [])]
         record["trajectory"] = paths[contact].record() if contact in paths else None
+        record["favours"] = favour_views.record(owed[contact])
         out.append(record)
     return out
 
 
 def to_json(ledger: Ledger, rows: pd.DataFrame) -> str:
-    """The period judged (what the mailbox can see) and one object per contact."""
-    return json.dumps({"period": ledger.coverage.record(), "contacts": records(ledger, rows),
+    """The period judged (what the mailbox can see), one object per contact, what you
+    owe (most overdue first), and your network at a glance."""
+    favours = favour_ledger(ledger)
+    return json.dumps({"period": ledger.coverage.record(),
+                       "contacts": records(ledger, rows, favours),
+                       "owed": favour_views.debt_records(favours.owed),
                        "network": build_network(ledger).record()},
                       ensure_ascii=False, indent=2) + "\n"
 
@@ -190,6 +201,7 @@ def contact_view(ledger: Ledger, contact: str) -> RenderableType:
     if not ledger.flags.get(contact):
         parts.append(Text("No pattern flagged.", style="dim"))
     parts.append(trajectory_view(trajectories(ledger, pd.Index([contact])).get(contact)))
+    parts.append(favour_views.contact_lines(favour_ledger(ledger).of([contact])[contact]))
     timeline = Table(title="Asks and gives", header_style="bold", box=None)
     for col in ("date", "who", "tags", "subject"):
         timeline.add_column(col)
@@ -306,6 +318,8 @@ def network_view(net: Network) -> RenderableType:
 
 
 # --- HTML ---------------------------------------------------------------------------------
+
+OWED_ROWS = 50  # debts each way shown on the HTML page
 
 def _svg(width: int, height: int, body: Iterable[str], label: str, cls: str) -> Markup:
     return Markup(
@@ -589,12 +603,18 @@ def to_html(ledger: Ledger, rows: pd.DataFrame,
     script = (data / "report.js").read_text(encoding="utf-8")
     messages = sorted(views.values(), key=lambda m: (m.date, m.id))
     multiples, trajectory_legend = trajectory_cards(ledger, rows)
+    favours = favour_ledger(ledger)
     return template.render(window=ledger.window.describe(), coverage=ledger.coverage.describe(),
                            multiples=multiples, trajectory_legend=trajectory_legend,
                            network=network_html(build_network(ledger)),
                            settings=ledger.settings,
                            rows=rows, cards=cards, css=Markup(css), css_hash=_sha256(css),
                            script=Markup(script), script_hash=_sha256(script),
+                           owed=favours.owed.head(OWED_ROWS),
+                           owed_total=len(favours.owed), owed_note=favours.note,
+                           they_owe=favour_views.they_owe(favours, ledger.table["name"]).head(
+                               OWED_ROWS),
+                           day=favour_views.day,
                            chart=summary_chart(rows), labels=LABELS, negative=NEGATIVE,
                            bars=BAR_COLOURS, when=_when, rate=_rate, views=views,
                            messages=messages, max_text=MESSAGE_TEXT,

@@ -29,10 +29,12 @@ class StoreError(MailnetError):
     """The store cannot be opened or is from a newer mailnet."""
 
 
-# Whether a message's own text asks a question, and whether it carries an unsubscribe line
-# (a mailer's footer: people don't write one), as SQL over its new text.
+# Whether a message's own text asks a question, whether it carries an unsubscribe line
+# (a mailer's footer: people don't write one), and whether it hands over a link or a
+# document (what fulfils an ask: mailnet.favours), as SQL over its new text.
 _QUESTION = "instr({text}, '?') > 0"
 _FOOTER = "{text} LIKE '%unsubscribe%'"
+_LINK = "(instr({text}, '://') > 0 OR instr({text}, 'www.') > 0 OR {text} LIKE '%attach%')"
 
 _MIGRATIONS: list[str] = [
     # 1: messages, recipients, errors
@@ -135,8 +137,10 @@ _MIGRATIONS: list[str] = [
     f"""
     ALTER TABLE messages ADD COLUMN question INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE messages ADD COLUMN footer INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE messages ADD COLUMN link INTEGER NOT NULL DEFAULT 0;
     UPDATE messages SET question = {_QUESTION.format(text="new_text")},
-                        footer = {_FOOTER.format(text="new_text")};
+                        footer = {_FOOTER.format(text="new_text")},
+                        link = {_LINK.format(text="new_text")};
     """,
 ]
 _THREAD_MIGRATION = 5
@@ -301,9 +305,10 @@ class Store:
                 from_addr, subject, in_reply_to, refs, parent_id, list_id, list_post,
                 list_unsubscribe, precedence, auto_submitted, is_bulk, size, new_text,
                 source, folder, position, thread_subject, reply_subject, recovered, question,
-                footer)
+                footer, link)
                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, """
-            f"{_QUESTION.format(text='?17')}, {_FOOTER.format(text='?17')})",
+            f"{_QUESTION.format(text='?17')}, {_FOOTER.format(text='?17')}, "
+            f"{_LINK.format(text='?17')})",
             (m.message_id, m.content_hash,
              m.date.strftime("%Y-%m-%dT%H:%M:%SZ") if m.date else None,
              m.sender.name if m.sender else "", m.sender.address if m.sender else "",

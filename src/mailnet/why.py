@@ -143,7 +143,7 @@ def _only_asks(v: Values, s: PatternSettings) -> list[Figure]:
 
 def _gives_more(v: Values, s: PatternSettings) -> list[Figure]:
     theirs = max(v["theirs"], 1)
-    return [Figure("your offers", v["mine"], "≥", s.gives_more_min_offers,
+    return [Figure("your help (FYI forwards aside)", v["mine"], "≥", s.gives_more_min_offers,
                    v["mine"] >= s.gives_more_min_offers),
             Figure("yours per theirs", v["mine"] / theirs, "≥", s.gives_more_ratio,
                    v["mine"] >= s.gives_more_ratio * theirs, True,
@@ -173,11 +173,20 @@ def _only_sales(v: Values, s: PatternSettings) -> list[Figure]:
 
 
 def _ignores_you(v: Values, s: PatternSettings) -> list[Figure]:
+    answered = 1 - v["open"] / max(v["asked"], 1)
+    compared = v["other"] >= s.ignores_min_other
+    other = v["other_answered"] / max(v["other"], 1) if compared else 1.0
     return [Figure("your asks", v["asked"], "≥", s.ignores_min_sent,
                    v["asked"] >= s.ignores_min_sent),
             Figure("unanswered", v["open"] / max(v["asked"], 1), "≥", s.ignores_share,
                    v["open"] >= s.ignores_share * v["asked"], True,
-                   f"{v['open']:.0f} of {v['asked']:.0f}")]
+                   f"{v['open']:.0f} of {v['asked']:.0f}"),
+            Figure("asks answered", answered, "≤", other - s.ignores_margin,
+                   bool(answered <= other - s.ignores_margin), True,
+                   f"against {other:.0%} of your other questions answered, less "
+                   f"{s.ignores_margin:g}" if compared else
+                   f"against someone who answers (fewer than {s.ignores_min_other} other "
+                   f"questions to compare), less {s.ignores_margin:g}")]
 
 
 def _surfaces(v: Values, s: PatternSettings) -> list[Figure]:
@@ -215,18 +224,24 @@ def _ally(v: Values, s: PatternSettings) -> list[Figure]:
     both += [Figure(f"{who} reply rate", v[key], "≥", s.ally_min_reply_rate,
                     bool(v[key] >= s.ally_min_reply_rate), True)
              for who, key in (("their", "their_reply_rate"), ("your", "my_reply_rate"))]
-    direct = v["addressed"] + v["direct_from_them"]
-    each_way = min(v["addressed"], v["direct_from_them"])
+    # The main one-to-one route is read over the whole window (the ledger's `_mutual`).
+    direct = v["whole_addressed"] + v["whole_direct_from_them"]
+    each_way = min(v["whole_addressed"], v["whole_direct_from_them"])
     main = [Figure("one-to-one messages", direct, "≥", s.ally_exchange_share * v["busiest"],
                    direct >= s.ally_exchange_share * v["busiest"],
                    detail=f"{s.ally_exchange_share:g} × your busiest correspondent's "
                           f"{v['busiest']:.0f}"),
             Figure("one-to-one each way", each_way, "≥", s.ally_min_direct,
-                   each_way >= s.ally_min_direct),
-            Figure("offers either way", v["their_offers"] + v["my_offers"], "≥", s.ally_min_each,
-                   v["their_offers"] + v["my_offers"] >= s.ally_min_each)]
+                   each_way >= s.ally_min_direct)]
+    for name, theirs, mine in (("asks", "whole_their_requests", "whole_my_requests"),
+                               ("offers", "whole_their_offers", "whole_my_offers")):
+        low, high = min(v[theirs], v[mine]), max(v[theirs], v[mine])
+        main += [Figure(f"{name} each way", low, "≥", s.ally_min_each, low >= s.ally_min_each),
+                 Figure(f"{name} balance", low / max(high, 1), "≥", s.ally_balance,
+                        low >= s.ally_balance * high, True,
+                        f"{v[theirs]:.0f} theirs / {v[mine]:.0f} yours")]
     if v["threaded"]:
-        answered = min(v["they_answered"], v["i_answered"])
+        answered = min(v["whole_they_answered"], v["whole_i_answered"])
         main.append(Figure("answered each way", answered, "≥", s.ally_min_each,
                            answered >= s.ally_min_each))
     # Show the route that holds, else the one nearer to holding.
@@ -235,9 +250,10 @@ def _ally(v: Values, s: PatternSettings) -> list[Figure]:
 
 
 def _ally_values(r: Any) -> Values:
-    keys = [k for _, k in _ALLY_COUNTS] + ["their_reply_rate", "my_reply_rate", "addressed",
-                                           "direct_from_them", "they_answered", "i_answered",
-                                           "busiest", "threaded"]
+    keys = [k for _, k in _ALLY_COUNTS] + ["their_reply_rate", "my_reply_rate", "busiest",
+                                           "threaded"] + [
+        f"whole_{k}" for k in ("addressed", "direct_from_them", "their_requests", "my_requests",
+                               "their_offers", "my_offers", "they_answered", "i_answered")]
     return {k: float(getattr(r, k)) for k in keys}
 
 
@@ -249,11 +265,11 @@ TESTS: dict[str, _Test] = {
          ("{k} more {messages} from them that ask for nothing", _more(n=1))],
         [("{k} more {asks} from them", _more(asks=1, n=1))]),
     "gives_more": _Test(
-        lambda r: {"mine": r.my_offers, "theirs": r.their_offers}, _gives_more,
+        lambda r: {"mine": r.my_favours, "theirs": r.their_favours}, _gives_more,
         [("{k} more {offers} from them", _more(theirs=1))],
         [("{k} more {offers} from you", _more(mine=1))]),
     "never_thanks": _Test(
-        lambda r: {"help": r.my_offers, "thanks": r.their_thanks}, _never_thanks,
+        lambda r: {"help": r.my_favours, "thanks": r.their_thanks}, _never_thanks,
         [("{k} {thank-you} from them", _more(thanks=1))],
         [("{k} more {offers} from you", _more(help=1))]),
     "vanishes": _Test(
@@ -266,7 +282,8 @@ TESTS: dict[str, _Test] = {
         [("{k} more {messages} from them that sell nothing", _more(n=1))],
         [("{k} more {pitches} from them", _more(sales=1, n=1))]),
     "ignores_you": _Test(
-        lambda r: {"asked": r.expecting, "open": r.unanswered}, _ignores_you,
+        lambda r: {"asked": r.asked, "open": r.unanswered, "other": r.other_expecting,
+                   "other_answered": r.other_answered}, _ignores_you,
         [("a reply to {k} more of your {asked} asks", _more(open=-1))],
         [("{k} more of your asks left unanswered", _more(asked=1, open=1))]),
     "surfaces_in_need": _Test(
@@ -403,9 +420,8 @@ def verdicts(ledger: Ledger, contact: str) -> Why:
     if whole:
         return replace(base, not_judged=dict.fromkeys(PATTERNS, whole))
     f = ledger.figures
-    direct = f["addressed"] + f["direct_from_them"]
     r = f.loc[contact].to_dict()
-    r.update(busiest=float(direct.max()), threaded="vanishes" not in ledger.unjudged)
+    r.update(busiest=float(f["whole_busiest"].max()), threaded="vanishes" not in ledger.unjudged)
     facts = SimpleNamespace(**r)
     flagged = {fl.pattern: fl for fl in ledger.flags.get(contact, [])}
     not_judged = {p: _unseen_reason(ledger, p) for p in ledger.unjudged}
