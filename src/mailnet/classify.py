@@ -624,6 +624,9 @@ def render_card(card: dict[str, Any]) -> str:
     lines += [f"- {name} {version}" for name, version in card.get("versions", {}).items()]
     lines += ["", "## Training data", ""]
     lines += [f"- {item}" for item in card.get("training_data", [])]
+    if card.get("held_out_data"):
+        lines += ["", "## Held out (never trained on)", ""]
+        lines += [f"- {item}" for item in card["held_out_data"]]
     lines += ["", "## Thresholds (chosen by cross-validation on the training data)", "",
               "| tag | threshold |", "|---|---|"]
     lines += [f"| {t} | {v:.3f} |" for t, v in card["thresholds"].items()]
@@ -635,7 +638,28 @@ def render_card(card: dict[str, Any]) -> str:
                          f"{m['f1']:.3f} | {m['support']} |")
         if "macro_f1" in report:
             lines.append(f"| **macro** | | | **{report['macro_f1']:.3f}** | |")
+    if card.get("leave_one_source_out"):
+        lines += _loso_table(card["leave_one_source_out"])
     return "\n".join(lines) + "\n"
+
+
+def _loso_table(rows: list[dict[str, Any]]) -> list[str]:
+    """The leave-one-source-out figures: F1 (precision/recall) per tag, one row per source."""
+    lines = ["", "## Leave one source out", "",
+             "For each source a model fitted without any of its data (without Enron, also "
+             "without the Enron intent sentences), scored on every labelled message of it. "
+             "Macro-F1 is over the tags that some of its messages carry (phishing_pot: sales "
+             "only; a list without thanks has no thanks column). "
+             "The per-list rows are the lists run, split by list.", "",
+             f"| left out | messages | macro-F1 | {' | '.join(TAGS)} |",
+             "|---|---|---|" + "---|" * len(TAGS)]
+    for row in rows:
+        cells = [f"{m['f1']:.3f} ({m['precision']:.2f}/{m['recall']:.2f}, n={m['support']})"
+                 if (m := row["tags"].get(t)) else "–" for t in TAGS]
+        lines.append(f"| {row['set']} | {row['messages']} | {row['macro_f1']:.3f} | "
+                     + " | ".join(cells) + " |")
+    lines += ["", "Cells: F1 (precision/recall, n = messages with the tag)."]
+    return lines
 
 
 # --- the store ---------------------------------------------------------------
