@@ -525,7 +525,8 @@ class PerTagClassifier(ClassifierMixin, BaseEstimator):
             folds = StratifiedKFold(min(self.folds, smallest), shuffle=True,
                                     random_state=self.random_state)
             for train, test in folds.split(x, y):
-                lr = self._lr(cs[k]).fit(x[train], y[train], sample_weight=w[train])
+                lr = self._lr(cs[k], self.random_state).fit(x[train], y[train],
+                                                            sample_weight=w[train])
                 oof[test] = lr.decision_function(x[test])
             platt = LogisticRegression(C=1e4).fit(oof[:, None], y)
             a, b = float(platt.coef_[0, 0]), float(platt.intercept_[0])
@@ -533,7 +534,7 @@ class PerTagClassifier(ClassifierMixin, BaseEstimator):
             predicted = _sigmoid(a * oof + b) > thresholds[-1]
             cv.append((*precision_recall_fscore_support(y, predicted, average="binary",
                                                         zero_division=0)[:3], y.sum()))
-            lr = self._lr(cs[k]).fit(x, y, sample_weight=w)
+            lr = self._lr(cs[k], self.random_state).fit(x, y, sample_weight=w)
             coef.append(lr.coef_.ravel())
             intercept.append(float(lr.intercept_[0]))
             calib.append((a, b))
@@ -546,8 +547,10 @@ class PerTagClassifier(ClassifierMixin, BaseEstimator):
         return self
 
     @staticmethod
-    def _lr(C: float) -> LogisticRegression:
-        return LogisticRegression(C=C, max_iter=5000, solver="liblinear")
+    def _lr(C: float, random_state: int) -> LogisticRegression:
+        """liblinear shuffles with its seed: a fixed one makes a rebuild give the same model."""
+        return LogisticRegression(C=C, max_iter=5000, solver="liblinear",
+                                  random_state=random_state)
 
     def predict_proba(self, X: sp.csr_matrix) -> np.ndarray:
         """Calibrated probability of each tag, one column per tag in :data:`TAGS`."""
@@ -723,7 +726,8 @@ def _loso_table(rows: list[dict[str, Any]]) -> list[str]:
     for row in rows:
         cells = [f"{m['f1']:.3f} ({m['precision']:.2f}/{m['recall']:.2f}, n={m['support']})"
                  if (m := row["tags"].get(t)) else "–" for t in TAGS]
-        lines.append(f"| {row['set']} | {row['messages']} | {row['macro_f1']:.3f} | "
+        macro = "– (no tags)" if math.isnan(row["macro_f1"]) else f"{row['macro_f1']:.3f}"
+        lines.append(f"| {row['set']} | {row['messages']} | {macro} | "
                      + " | ".join(cells) + " |")
     lines += ["", "Cells: F1 (precision/recall, n = messages with the tag)."]
     return lines

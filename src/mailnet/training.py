@@ -18,6 +18,7 @@ import csv
 import hashlib
 import json
 import lzma
+import math
 import shutil
 import sys
 import tempfile
@@ -614,7 +615,8 @@ class Report:
 
     @property
     def macro_f1(self) -> float:
-        return float(np.mean([s.f1 for s in self.tags.values()]))
+        """Mean F1 over the tags (NaN for a set in which no message carries a tag)."""
+        return float(np.mean([s.f1 for s in self.tags.values()])) if self.tags else math.nan
 
     def as_dict(self) -> dict[str, Any]:
         return {"description": self.description, "macro_f1": round(self.macro_f1, 4),
