@@ -78,7 +78,9 @@ class ModelError(MailnetError):
 # --- text --------------------------------------------------------------------
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n\s*\n|\n(?=\s*[-*•>\d])")
-# Words of any script (casefolded, accents kept) and ?/!/$ signs.
+# Words of any script (casefolded, accents kept) and ?/!/$ signs; the same for ASCII text,
+# whose simpler pattern is 2.5 times faster.
+_ASCII_TOKEN = re.compile(r"[a-z0-9]+(?:['’][a-z0-9]+)?|[?!$€£]")
 _TOKEN = re.compile(r"(?:[^\W_]|[\u0e31\u0e34-\u0e3a\u0e47-\u0e4e])+(?:['’][^\W_]+)?|[?!$€£]")
 # Scripts written without spaces between words: their runs become character bigrams.
 _NO_SPACE = re.compile(r"[\u0e00-\u0e7f\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
@@ -89,7 +91,7 @@ _MARKUP = re.compile(
     r"|</?(?:a|b|body|br|center|div|font|h[1-6]|head|hr|html|i|img|li|link|meta|ol|p|span"
     r"|strong|style|table|tbody|td|th|tr|u|ul)\b[^<>]{0,500}>"
     rf"|\{{[^{{}}]{{0,500}}?{_CSS}[^{{}}]{{0,500}}\}}"
-    rf"|[\w-]*{_CSS}[\w-]*\s*:\s*[^;:\n\"{{}}]{{1,80}}[;\"]",
+    rf"|\b{_CSS}[\w-]*\s*:\s*[^;:\n\"{{}}]{{1,80}}[;\"]",
     re.IGNORECASE)
 # Automated notices: delivery reports, auto-replies, out-of-office, robots' reports.
 _AUTO_SUBJECT = re.compile(
@@ -97,14 +99,16 @@ _AUTO_SUBJECT = re.compile(
     r"|r[ée]ponse automatique|respuesta autom[áa]tica|undeliver|delivery (?:status|failure"
     r"|notification|has failed)|returned mail|failure notice|mail delivery|non-?delivery"
     r"|delivery report|message not delivered|\bdsn\b|read: |accepted: |declined: "
-    r"|build (?:failed|succeeded|fixed)|test results?\b", re.IGNORECASE)
+    r"|build (?:failed|succeeded|fixed)|test results?\b")  # on the lower-cased subject
+_AUTO_WORDS = ("automat", "deliver", "office", "not reply", "-mta", "recipient", "diagnostic",
+               "permanent", "generated")  # the regex runs only on a text with one of them
 _AUTO_TEXT = re.compile(
     r"this is an automatically generated|automated (?:message|notice|e-?mail)"
     r"|(?:could|can) ?not be delivered|was not delivered|delivery (?:has )?failed"
     r"|permanent(?:ly)? (?:error|fatal)|reporting-mta|final-recipient|diagnostic-code"
     r"|(?:i am|i'm) (?:currently )?out of (?:the )?office|i will be out of (?:the )?office"
     r"|(?:do|please do) not reply to this|this (?:e-?mail|message|notification) (?:was|is|has"
-    r" been) (?:automatically )?(?:generated|sent automatically)", re.IGNORECASE)
+    r" been) (?:automatically )?(?:generated|sent automatically)")  # on the lower-cased text
 # Senders that only machines are (not noreply@, which spam and newsletters use too).
 _AUTO_SENDER = re.compile(r"(?:mailer[-_.]?daemon|postmaster|auto[-_.]?(?:reply|responder)"
                           r"|bounces?|.*-bounces|jenkins|buildbot|ci|daemon)(?:[+@]|$)",
@@ -127,11 +131,12 @@ def split_sentences(text: str) -> list[str]:
 def words(sentence: str) -> list[str]:
     """The casefolded words of a sentence, in any script (character bigrams where words
     are not spaced), and its ?/!/$ signs; HTML entities, tags and CSS are not words."""
-    if "&" in sentence or "<" in sentence or ";" in sentence:
+    if "&" in sentence or "<" in sentence or "{" in sentence or (
+            ":" in sentence and ";" in sentence):
         sentence = _MARKUP.sub(" ", sentence)
-    if not sentence.isascii():
-        sentence = _NO_SPACE.sub(_bigrams, sentence)
-    return _TOKEN.findall(sentence.casefold())
+    if sentence.isascii():
+        return _ASCII_TOKEN.findall(sentence.lower())
+    return _TOKEN.findall(_NO_SPACE.sub(_bigrams, sentence).casefold())
 
 
 def ngrams(sentence: str) -> list[str]:
@@ -278,14 +283,20 @@ def _char_counts(texts: Sequence[str]) -> dict[str, np.ndarray]:
             "digits": count((b >= 48) & (b <= 57)), "?": count(b == 63), "!": count(b == 33)}
 
 
-def _automated(frame: pd.DataFrame, subjects: list[str], texts: list[str]) -> list[Any]:
+def _automated(frame: pd.DataFrame, lowered: list[str], texts: list[str]) -> list[Any]:
     """What says a machine wrote the message: its sender, Auto-Submitted, its subject
-    and its text (delivery reports, auto-replies, robots' reports)."""
+    and its text (delivery reports, auto-replies, robots' reports); `lowered`: the
+    lower-cased subjects."""
     auto = frame["auto_submitted"].str.lower()
     return [[float(bool(_AUTO_SENDER.match(a))) for a in frame["from_addr"]],
             ((auto != "") & (auto != "no")).astype(float),
-            [float(bool(_AUTO_SUBJECT.search(s))) for s in subjects],
-            [float(bool(_AUTO_TEXT.search(t))) for t in texts]]
+            [float(bool(_AUTO_SUBJECT.search(s))) for s in lowered],
+            [float(_auto_text(t)) for t in texts]]
+
+
+def _auto_text(text: str) -> bool:
+    lowered = text.lower()
+    return any(w in lowered for w in _AUTO_WORDS) and bool(_AUTO_TEXT.search(lowered))
 
 
 class MessageFeatures(_CachedLookup, TransformerMixin, BaseEstimator):
@@ -461,7 +472,7 @@ class MessageFeatures(_CachedLookup, TransformerMixin, BaseEstimator):
             best, mean, (best + second) / 2, scores_[first_idx], scores_[last_idx],
             most_grateful, thanks_[first_idx], thanks_[last_idx],
             frame["thread_role"] == THREAD_OWN, frame["thread_role"] == THREAD_OTHERS,
-            *_automated(frame, subjects, texts),
+            *_automated(frame, lowered, texts),
         ]
         assert len(columns) == len(META_FEATURES)  # the names stay in step with the values
         return np.column_stack([np.asarray(c, dtype=float) for c in columns])
