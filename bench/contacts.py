@@ -24,7 +24,7 @@ import subprocess
 import sys
 import tempfile
 import tomllib
-from dataclasses import dataclass
+from dataclasses import astuple, dataclass
 from pathlib import Path
 
 from _common import SHARED
@@ -37,7 +37,7 @@ from mailnet.ledger import Window, build_ledger, prune_candidates  # noqa: E402
 from mailnet.store import Store  # noqa: E402
 
 TUNING = ("buy-r", "keavey-p")
-HELD_OUT = ("grigsby-m", "allen-p")
+HELD_OUT = ("grigsby-m", "allen-p", "badeer-r", "presto-k")
 _OWNERS = tomllib.loads((ROOT / "training" / "judged" / "owners.toml").read_text())
 OWNERS: dict[str, list[str]] = _OWNERS["addresses"]
 SENT_FOLDERS: list[str] = _OWNERS["sent_folders"]
@@ -51,6 +51,9 @@ class Score:
     pruned_right: int = 0
     pruned: int = 0
     contacts: int = 0
+
+    def __add__(self, other: Score) -> Score:
+        return Score(*(a + b for a, b in zip(astuple(self), astuple(other), strict=True)))
 
     @staticmethod
     def share(a: int, b: int) -> str:
@@ -119,6 +122,7 @@ def main() -> None:
     owners = [*TUNING, *(HELD_OUT if args.held_out else ())]
     print(f"{'mailbox':<10} {'set':<9} {'judged':>6} {'flag precision':>16} "
           f"{'flag recall':>16} {'prune precision':>16}")
+    pooled = {"tuning": Score(), "held out": Score()}
     for owner in owners:
         path = args.judged / f"{owner}.csv"
         if not path.exists():
@@ -126,10 +130,18 @@ def main() -> None:
             continue
         s = score(owner, judged(path), args.cache, args.verbose)
         role = "tuning" if owner in TUNING else "held out"
-        print(f"{owner:<10} {role:<9} {s.contacts:>6} "
-              f"{Score.share(s.flags_right, s.flags_made):>16} "
-              f"{Score.share(s.flags_right, s.flags_judged):>16} "
-              f"{Score.share(s.pruned_right, s.pruned):>16}")
+        _line(owner, role, s)
+        pooled[role] = pooled[role] + s
+    for role, s in pooled.items():
+        if s.contacts:
+            _line("all", role, s)
+
+
+def _line(name: str, role: str, s: Score) -> None:
+    print(f"{name:<10} {role:<9} {s.contacts:>6} "
+          f"{Score.share(s.flags_right, s.flags_made):>16} "
+          f"{Score.share(s.flags_right, s.flags_judged):>16} "
+          f"{Score.share(s.pruned_right, s.pruned):>16}")
 
 
 if __name__ == "__main__":

@@ -184,6 +184,8 @@ def main() -> None:
         "baseline: pandas reads messages table": [py, "-c", read],
         "mailnet report (terminal table)": [*mailnet, "report"],
         "mailnet report --format json": [*mailnet, "report", "--format", "json"],
+        "mailnet report --format html": [*mailnet, "report", "--format", "html", "--output",
+                                         str(args.db.with_suffix(".html"))],
     }
     results = {name: measure(argv) for name, argv in runs.items()}
     base = results["baseline: pandas reads messages table"][0]

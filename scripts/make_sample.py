@@ -63,6 +63,8 @@ PEOPLE = {
     "omar": "Omar Haddad <omar@haddad.example>",
     "lee": "Lee Chen <lee@chen-consulting.example>",
     "news": "GrowthHub <noreply@growthhub.example>",
+    # cooled: warm two-way mail all 2023, a trickle from 2024-Q1 on (the trajectory)
+    "noor": "Noor Aziz <noor@aziz.example>",
 }
 BULK = {"Precedence": "bulk", "List-Unsubscribe": "<mailto:unsubscribe@growthhub.example>"}
 
@@ -359,6 +361,32 @@ thread("lee", 5, "Quick favour",
        them("request", "Sam, can you review my proposal draft before Friday? It's at "
             "docs.example/lee-draft."),
        me("offer", "Done. Comments are in the doc; the pricing section needs the most work."))
+
+# --- cooled: an ally every month of 2023, then one short note a quarter from 2024-Q1 --------
+NOOR = [
+    ("Slides for the meetup", "your slides from the SDR meetup",
+     "here they are: docs.example/sdr."),
+    ("Filter design", "a second look at my FIR filter taps", "your taps are fine; widen the "
+     "transition band a little and it settles."),
+    ("Lab bench", "a loan of your spectrum analyser for a week", "sure, it's packed and "
+     "ready; pick it up any evening."),
+]
+for n, day in enumerate(range(12, 365, 30)):
+    subject, ask, answer = NOOR[n % len(NOOR)]
+    subject = f"{subject} #{n // len(NOOR) + 1}"
+    ask_text, answer_text = f"Could you help me with {ask}?", f"Happy to help: {answer}"
+    thanks_text = "Thanks a lot, that was exactly it."
+    if n % 2 == 0:
+        thread("noor", day, subject, them("request", ask_text), me("offer", answer_text),
+               them("thanks", thanks_text))
+    else:
+        thread("noor", day, subject, me("request", ask_text), them("offer", answer_text),
+               me("thanks", thanks_text))
+for day, subject in ((400, "Busy months"), (520, "Still here"), (580, "Summer"),
+                     (700, "End of year")):
+    thread("noor", day, subject, them("", "Busy months here, no news really. Talk soon."),
+           me("", "Same here. Let's catch up one of these days."),
+           them("", "Yes, one of these days."))
 
 
 def build(mails: list[Mail]) -> dict[str, list[EmailMessage]]:

@@ -21,7 +21,8 @@ from mailnet.training import LabelledSet, evaluate, evaluate_sentences, evaluate
 
 from conftest import SHARED
 
-pytestmark = [pytest.mark.shared, pytest.mark.slow]
+# Importing the corpora for the module takes minutes on a busy 2-core machine.
+pytestmark = [pytest.mark.shared, pytest.mark.slow, pytest.mark.timeout(900)]
 
 
 @pytest.fixture(scope="module")

@@ -6,6 +6,8 @@ import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from conftest import make_message
 
 ME = "Sam Rivera <sam@rivera.example>"
@@ -119,3 +121,69 @@ def test_an_assistant_writing_from_my_sent_folder_is_me_shown_as_them(cli, tmp_p
         ("from_me", "sam@rivera.example"), ("from_me", "kim@corp.example"),
         ("to_me", "ann@corp.example")]
     assert "kim@corp.example" not in cli("contacts", "--format", "csv", config=config).output
+
+
+def lost_inbox(tmp_path: Path, originals_kept: int) -> Path:
+    """Sam asks Bo one-to-one six times and Bo never answers; Sam also answered twelve
+    messages of Bo's, of which the mailbox kept `originals_kept` (a deleted inbox)."""
+    root = tmp_path / "mail"
+    for n in range(12):
+        day = START + timedelta(days=7 * n)
+        if n < 6:
+            write(root / "Sent", f"a{n}", make_message(
+                ME, "Bo <bo@corp.example>", subject=f"Question {n}",
+                text="Can you check this?\n", message_id=f"<a{n}@x>", date=day))
+        if n < originals_kept:
+            write(root / "INBOX", f"t{n}", make_message(
+                "Bo <bo@corp.example>", ME, subject=f"Topic {n}", text="Our numbers are in.\n",
+                message_id=f"<t{n}@x>", date=day + timedelta(days=1)))
+        write(root / "Sent", f"r{n}", make_message(
+            ME, "Bo <bo@corp.example>", subject=f"Re: Topic {n}", text="Noted, good work.\n",
+            message_id=f"<r{n}@x>", date=day + timedelta(days=2)))
+    # Bo's mail is there in every month, so each month holds both sides.
+    for month in range(3):
+        write(root / "INBOX", f"m{month}", make_message(
+            "Bo <bo@corp.example>", ME, subject=f"Monthly {month}", text="The monthly note.\n",
+            message_id=f"<m{month}@x>", date=START + timedelta(days=30 * month + 3)))
+    return root
+
+
+@pytest.mark.parametrize(("kept", "complete"), [(12, True), (2, False)])
+def test_a_mailbox_that_lost_what_i_answered_does_not_judge_silence(cli, tmp_path, kept,
+                                                                    complete) -> None:
+    """Where the inbox kept the messages Sam answered, Bo's silence is seen; where it
+    lost most of them (2 of 12 kept), whether Bo answers cannot be told."""
+    assert cli("import", str(lost_inbox(tmp_path, kept))).exit_code == 0
+    period = report(cli, "--as-of", "2001-06-01")["period"]
+    assert (period["replies"], period["replies_seen"]) == (12, kept)
+    assert period["received_complete"] is complete
+    bo = next(r for r in report(cli, "--as-of", "2001-06-01")["contacts"]
+              if r["contact"] == "bo@corp.example")
+    assert ("ignores_you" in {f["pattern"] for f in bo["flags"]}) is complete
+    table = " ".join(cli("report", "--as-of", "2001-06-01", "--min-messages", "1").output.split())
+    assert ("received mail incomplete: 2 of your 12 replies answer a message the mailbox "
+            "holds" in table) is not complete
+
+
+def test_one_to_one_mailers_are_bulk_by_their_footer_or_host(cli, tmp_path) -> None:
+    root = tmp_path / "mail"
+    write(root / "Sent", "s", make_message(ME, "Ann <ann@corp.example>", subject="Plan",
+                                           message_id="<s@x>", date=START))
+    for n in range(4):
+        day = START + timedelta(days=n + 1)
+        write(root / "INBOX", f"w{n}", make_message(
+            "Weather <forecast@weather.example>", ME, subject=f"Sam, your forecast for day {n}",
+            text="Sunny, 24 degrees.\n\nTo unsubscribe from these forecasts, click here.\n",
+            message_id=f"<w{n}@x>", date=day))
+        write(root / "INBOX", f"r{n}", make_message(
+            "AR System <arsystem@mailman.corp.example>", ME, subject=f"Approval {n} overdue",
+            text="Please approve the access request.\n", message_id=f"<r{n}@x>", date=day))
+        write(root / "INBOX", f"a{n}", make_message(
+            "Ann <ann@corp.example>", ME, subject=f"Plan {n}",
+            text="Here is the plan; tell me if I should unsubscribe us from the vendor list.\n"
+            if n == 0 else "Here is the plan.\n", message_id=f"<a{n}@x>", date=day))
+    assert cli("import", str(root)).exit_code == 0
+    kinds = {r["contact"]: r["kind"] for r in report(cli)["contacts"]}
+    assert kinds["forecast@weather.example"] == "bulk"
+    assert kinds["arsystem@mailman.corp.example"] == "bulk"
+    assert kinds["ann@corp.example"] == "person"

@@ -37,6 +37,7 @@ INTENDED = {
     "ravi.patel@lumen.example": None,
     "omar@haddad.example": None,
     "lee@chen-consulting.example": None,
+    "noor@aziz.example": "ally",  # an ally who cooled: see test_the_cooled_contact_...
 }
 NEGATIVE = {"only_asks", "gives_more", "never_thanks", "vanishes", "only_sales",
             "ignores_you", "surfaces_in_need"}
@@ -97,3 +98,14 @@ def test_takers_rank_above_allies(demo_db: Path) -> None:
     first_ally = min(order.index(c) for c, p in INTENDED.items()
                      if p in ("ally", "lost_touch"))
     assert last_taker < first_ally, order
+
+
+def test_the_cooled_contact_cools_where_it_was_written_to(demo_db: Path) -> None:
+    """Noor: warm two-way mail every month of 2023, one short note a quarter from 2024Q1."""
+    rows = {r["contact"]: r for r in json.loads(
+        _cli(demo_db, "report", *AS_OF, "--format", "json"))["contacts"]}
+    change = rows["noor@aziz.example"]["trajectory"]["change"]
+    assert (change["kind"], change["since"]) == ("cooled", "2024Q1"), change
+    assert change["after"] < change["before"] / 2
+    for steady in ("dana.okafor@lumen.example", "kofi@mensah.example", "maria@santos.example"):
+        assert rows[steady]["trajectory"]["change"] is None, steady

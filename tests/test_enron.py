@@ -24,7 +24,8 @@ _OWNERS = tomllib.loads(
     (Path(__file__).resolve().parents[1] / "training" / "judged" / "owners.toml").read_text())
 OWNERS: dict[str, list[str]] = _OWNERS["addresses"]
 SENT_FOLDERS: list[str] = _OWNERS["sent_folders"]
-pytestmark = [pytest.mark.shared, pytest.mark.slow]
+# A mailbox is imported and classified in the first test that needs it: minutes when busy.
+pytestmark = [pytest.mark.shared, pytest.mark.slow, pytest.mark.timeout(900)]
 
 Run = Callable[..., Result]
 
@@ -107,7 +108,12 @@ def test_busiest_contacts(mailbox: Callable[[str], Run], owner: str) -> None:
     assert len(busiest) == 20
     for row in busiest:
         address = row["contact"]
-        record = json.loads(run("contact", address, "--format", "json").output)
+        result = run("contact", address, "--format", "json")
+        if _no_mail(result):  # all their mail is dated after the archive's end (a spam's date)
+            assert row["last"] > json.loads(run("report", "--format", "json").output)[
+                "period"]["as_of"]
+            continue
+        record = json.loads(result.output)
         assert record["contact"] == address
         run("contact", address)
         run("contact", address, "--since", "2001-10-01", "--until", "2001-10-08")

@@ -80,3 +80,29 @@ def test_tags_are_replaced_not_duplicated(tmp_path: Path) -> None:
         store.set_tags([(1, {**probs, "thanks": 0.8}, ["request", "thanks"])], "v2")
         rows = store.db.execute("SELECT labels, model_version FROM tags").fetchall()
         assert rows == [("request thanks", "v2")]
+
+
+def test_text_marks_are_kept_at_import_and_filled_in_for_an_older_store(tmp_path: Path) -> None:
+    """Whether a message asks a question or carries an unsubscribe line is stored with it
+    (reports read these marks, not all the text); migrating an older store fills them in."""
+    messages = [parsed(make_message(text="Can you send it?\n", message_id="<q@x>")),
+                parsed(make_message(text="News.\nTo unsubscribe, click here.\n",
+                                    message_id="<f@x>")),
+                parsed(make_message(text="Plain news.\n", message_id="<n@x>"))]
+    with Store(tmp_path / "m.db") as store:
+        store.add_messages(messages)
+
+    def marks() -> dict[str, tuple[int, int]]:
+        db = sqlite3.connect(tmp_path / "m.db")
+        return {m: (q, f) for m, q, f in db.execute(
+            "SELECT message_id, question, footer FROM messages")}
+
+    expected = {"q@x": (1, 0), "f@x": (0, 1), "n@x": (0, 0)}
+    assert marks() == expected
+    db = sqlite3.connect(tmp_path / "m.db")
+    db.executescript("ALTER TABLE messages DROP COLUMN question; "
+                     "ALTER TABLE messages DROP COLUMN footer; PRAGMA user_version = 6;")
+    db.close()
+    with Store(tmp_path / "m.db") as store:
+        assert store.schema_version == SCHEMA_VERSION
+    assert marks() == expected

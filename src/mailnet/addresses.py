@@ -3,6 +3,16 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Address:
+    """A display name and a normalised address."""
+
+    name: str
+    address: str
+
 
 # Local parts that mark a machine, not a person, as the sender.
 _AUTOMATED_LOCAL = re.compile(
@@ -11,6 +21,9 @@ _AUTOMATED_LOCAL = re.compile(
     r"newsletters?|news|marketing|mailman|listserv|majordomo|.*-bounces|.*-request|"
     r"owner-.*|.*-owner)$"
 )
+# Mail hosts that only robots send from (the first label of the domain).
+_AUTOMATED_HOST = re.compile(r"^(mailman|lists?|bounces?|mailer|newsletters?|news|notify|"
+                             r"notifications?|alerts?)\.")
 
 
 def normalise_address(address: str) -> str:
@@ -24,6 +37,6 @@ def normalise_address(address: str) -> str:
 
 
 def is_automated_address(address: str) -> bool:
-    """True for noreply-style and list-robot senders."""
-    local = address.rpartition("@")[0]
-    return bool(_AUTOMATED_LOCAL.match(local))
+    """True for noreply-style and list-robot senders, and senders on a robot's mail host."""
+    local, _, domain = address.rpartition("@")
+    return bool(_AUTOMATED_LOCAL.match(local) or _AUTOMATED_HOST.match(domain))

@@ -322,11 +322,16 @@ def report_cmd(obj: Context, since: Any, until: Any, as_of: Any, patterns: tuple
             return
         shown = rows if limit is not None else rows.head(TABLE_ROWS)
         obj.out.print(report.terminal_table(ledger, shown))
+        obj.out.print(report.network_view(report.build_network(ledger)))
         if len(shown) < len(rows):
             obj.err.print(f"… and {len(rows) - len(shown):,} more contacts: use --limit, "
                           "or --format csv/json/html for all of them")
         return
-    write_output(report.render_text(ledger, rows, fmt), output, obj.out)
+    views = None
+    if fmt == "html":  # the page shows every message behind a flag again
+        with Store(obj.config().db_path, create=False) as store:
+            views = store.message_views(report.evidence_ids(ledger, rows), report.MESSAGE_TEXT)
+    write_output(report.render_text(ledger, rows, fmt, views), output, obj.out)
 
 
 @main.command("contact")
@@ -568,3 +573,27 @@ def messages(obj: Context, tag: str | None, contact: str | None, fmt: str,
     if fmt == "table":
         table = table.drop(columns=["model_version", "message_id"])
     emit(table, fmt, obj.out, title="Messages")
+
+
+@main.command("why")
+@click.argument("contact")
+@window_options
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
+              show_default=True)
+@click.pass_obj
+@friendly_errors
+def why_cmd(obj: Context, contact: str, since: Any, until: Any, as_of: Any, fmt: str) -> None:
+    """Why each of a contact's flags holds: figures against thresholds, the strongest
+    messages, what would clear it; and the patterns they nearly show."""
+    from mailnet import why
+    from mailnet.ledger import contact_key
+
+    ledger = _ledger(obj, since, until, as_of)
+    config = obj.config()
+    key = contact_key(ledger, contact, config)
+    with Store(config.db_path, create=False) as store:
+        answer = why.explain(ledger, store, key)
+    if fmt == "json":
+        obj.out.file.write(json.dumps(why.record(answer), ensure_ascii=False, indent=2) + "\n")
+    else:
+        obj.out.print(why.view(answer))

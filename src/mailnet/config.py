@@ -89,6 +89,7 @@ class PatternSettings:
     vanishes_min: int = 2
     vanishes_share: float = 0.6
     only_sales_share: float = 0.9
+    only_sales_min: int = 3
     ignores_min_sent: int = 3
     ignores_share: float = 0.6
     resurface_silence_days: float = 90.0
@@ -102,10 +103,16 @@ class PatternSettings:
     ally_min_reply_rate: float = 0.5
     ally_exchange_share: float = 0.35
     ally_min_direct: int = 6
+    ally_balance: float = 0.25
     broadcast_recipients: int = 5
     coverage_min_messages: int = 1
     coverage_min_share: float = 0.15
+    coverage_min_replies: int = 10
+    coverage_replies_seen_share: float = 0.8
     stale_after_days: float = 30.0
+    change_min_quarters: int = 3
+    change_min_messages: float = 3.0
+    change_share: float = 0.5
     prune: tuple[str, ...] = (
         "only_asks", "gives_more", "never_thanks", "vanishes", "only_sales",
         "ignores_you", "surfaces_in_need",

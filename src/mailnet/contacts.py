@@ -45,7 +45,8 @@ def my_addresses(store: Store, config: Config,
     if sent:
         pairs = ", ".join(["(?, ?)"] * len(sent))
         rows = store.db.execute(
-            f"SELECT DISTINCT from_addr FROM messages WHERE (source, folder) IN (VALUES {pairs})",
+            f"SELECT DISTINCT from_addr FROM messages WHERE (source, folder) IN (VALUES {pairs}) "
+            "AND NOT recovered",
             [v for pair in sent for v in pair])
         found.update(a for (a,) in rows if a)
     if found:
@@ -75,6 +76,28 @@ def _canonical(series: pd.Series, config: Config) -> pd.Series:
     return series.map(lambda a: config.aliases.get(a, a))
 
 
+RECOVERED_SLACK = pd.Timedelta(days=1)  # a quoted "Sent:" is in some office's time zone
+
+
+def _drop_recovered_copies(msgs: pd.DataFrame) -> pd.DataFrame:
+    """A recovered original (mailnet.quoted) the mailbox also holds is that message (same
+    author and subject, within a day): the stored copy stays, links to it are moved."""
+    recovered = msgs["recovered"].astype(bool)
+    if not recovered.any():
+        return msgs
+    rec = msgs.loc[recovered, ["message_id", "from_addr", "thread_subject", "date"]]
+    real = msgs.loc[~recovered & msgs["from_addr"].isin(rec["from_addr"]),
+                    ["message_id", "from_addr", "thread_subject", "date"]]
+    pairs = rec.reset_index().merge(real, on=["from_addr", "thread_subject"],
+                                    suffixes=("", "_real"))
+    pairs = pairs[(pairs["date"] - pairs["date_real"]).abs() <= RECOVERED_SLACK]
+    same = pairs.drop_duplicates("id").set_index("message_id")["message_id_real"]
+    msgs = msgs[~msgs.index.isin(pairs["id"])].copy()
+    moved = msgs["parent_id"].isin(same.index)
+    msgs.loc[moved, "parent_id"] = msgs.loc[moved, "parent_id"].map(same)
+    return msgs
+
+
 def exchanges(store: Store, config: Config) -> Exchanges:
     """Direction and counterparts of every stored message.
 
@@ -86,13 +109,16 @@ def exchanges(store: Store, config: Config) -> Exchanges:
     me = my_addresses(store, config, sent)
     msgs = pd.read_sql_query(
         """SELECT id, message_id, date, from_name, from_addr, subject, parent_id, list_id,
-                  list_post, is_bulk, source, folder FROM messages""",
+                  list_post, is_bulk, source, folder, reply_subject, thread_subject, recovered,
+                  question, footer
+           FROM messages""",
         store.db, index_col="id",
     )
     msgs["from_addr"] = _canonical(msgs["from_addr"], config)
     in_sent = pd.Series(False, index=msgs.index)
     for source, folder in sent:  # a few folders, many messages
         in_sent |= (msgs["source"] == source) & (msgs["folder"] == folder)
+    in_sent &= msgs["recovered"] == 0  # read from a quote in my reply, it is not mine
     # A list can deliver the same message twice; both copies are stored, one counts: the
     # copy in a Sent folder if there is one (anyone can send me mail that reuses the
     # Message-IDs of my replies, and must not replace them), else the first stored.
@@ -108,6 +134,8 @@ def exchanges(store: Store, config: Config) -> Exchanges:
     # The store writes one format: naming it parses a million dates several times faster.
     msgs["date"] = pd.to_datetime(msgs["date"], format="%Y-%m-%dT%H:%M:%SZ", utc=True,
                                   errors="coerce")
+    msgs = _drop_recovered_copies(msgs)
+    in_sent = in_sent[msgs.index]
     recips = pd.read_sql_query(
         "SELECT message AS id, address, kind = 'to' AS in_to FROM recipients "
         "WHERE kind IN ('to', 'cc')", store.db
@@ -120,6 +148,9 @@ def exchanges(store: Store, config: Config) -> Exchanges:
 
     authors = msgs.drop_duplicates("message_id").set_index("message_id")["from_addr"]
     msgs["parent_author"] = msgs["parent_id"].map(authors)
+    # Whether the message answered is one the mailbox kept (not only read from a quote).
+    msgs["recovered"] = msgs["recovered"].astype(bool)
+    msgs["parent_kept"] = msgs["parent_id"].isin(msgs.loc[~msgs["recovered"], "message_id"])
     msgs["from_me"] = msgs["from_addr"].isin(me)
     me_recipient = set(recips.loc[recips["address"].isin(me), "id"])
     msgs["to_me_in_to"] = msgs.index.isin(recips.loc[recips["address"].isin(me) & recips["in_to"],
@@ -182,18 +213,21 @@ def suggest_aliases(ex: Exchanges) -> str:
 
 
 def contact_kind(address: str, bulk_share: float, list_addresses: frozenset[str],
-                 mass_share: float = 0.0, from_them: int = 0, to_them: int = 0) -> str:
+                 mass_share: float = 0.0, from_them: int = 0, to_them: int = 0,
+                 footer_share: float = 0.0) -> str:
     """person, bulk (automated, marketing and announcement senders) or list.
 
     Without List headers a sender is recognised by behaviour: I never write to them,
-    and their mail mostly goes to many people (or to me only in Cc/Bcc), or their
-    address reads like a function, not a person."""
+    and their mail mostly goes to many people (or to me only in Cc/Bcc), or mostly
+    carries an unsubscribe footer (a mailer's, sent one-to-one), or their address
+    reads like a function, not a person."""
     if address in list_addresses:
         return "list"
     if bulk_share > 0.5 or is_automated_address(address):
         return "bulk"
     if to_them == 0 and from_them > 0 and (
-            mass_share > MASS_SHARE or _BULK_NAME.search(address.rpartition("@")[0])):
+            max(mass_share, footer_share) > MASS_SHARE
+            or _BULK_NAME.search(address.rpartition("@")[0])):
         return "bulk"
     return "person"
 

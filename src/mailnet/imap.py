@@ -987,6 +987,7 @@ def _ingest(store: Store, conn: _Connection, cred: Credential, plans: list[Folde
     by_name = {f.name: f for f in plans}
     total = ImportSummary()
     start = time.perf_counter()
+    before = store.last_id()
     with contextlib.ExitStack() as stack:
         if workers > 1:
             pool = stack.enter_context(Workers(workers, _init_worker, (conn.account, cred)))
@@ -1007,7 +1008,7 @@ def _ingest(store: Store, conn: _Connection, cred: Credential, plans: list[Folde
                 on_progress(plans)
     if track:
         _save_state(store, conn.account.name, plans)
-    store.infer_parents()  # replies without reply headers, now that their parents may be in
+    store.infer_parents(after=before)  # replies without reply headers, now their parents may be in
     total.seconds = time.perf_counter() - start
     return total
 

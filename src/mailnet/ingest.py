@@ -162,6 +162,7 @@ def import_sources(store: Store, sources: list[Source], *, workers: int = 0,
                    ) -> ImportSummary:
     """Import every source into `store`; `on_progress` hears after each committed batch."""
     total = ImportSummary()
+    before = store.last_id()
     with Ingester(store, workers) as ingester:
         for source in sources:
             total += ingester.add(
@@ -169,7 +170,7 @@ def import_sources(store: Store, sources: list[Source], *, workers: int = 0,
                 else None,
             )
     # Once everything is in: a reply may be read before the message it answers.
-    store.infer_parents()
+    store.infer_parents(after=before)
     return total
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from types import SimpleNamespace
 
@@ -89,6 +89,12 @@ class Coverage:
     as_of: pd.Timestamp
     as_of_reason: str  # why that date is "now"
     note: str = ""  # what the mailbox cannot show at all
+    replies: int = 0  # my replies in the judged months
+    replies_seen: int = 0  # ... of which answer a message the mailbox holds
+    # Whether the mailbox kept what was sent to me (most messages I answered are in it).
+    # Where it did not (a deleted inbox, an export of the Sent folder), whether they
+    # answer, thank, give back or fall silent cannot be seen.
+    received_complete: bool = True
 
     def describe(self) -> str:
         if self.judged:
@@ -109,7 +115,8 @@ class Coverage:
             "judged_to": f"{self.judged[1]:%Y-%m-%d}" if self.judged else None,
             "one_sided": [{"from": a, "to": b, "side": kind} for a, b, kind in self.one_sided],
             "as_of": f"{self.as_of:%Y-%m-%d}", "as_of_reason": self.as_of_reason,
-            "note": self.note,
+            "note": self.note, "replies": self.replies, "replies_seen": self.replies_seen,
+            "received_complete": self.received_complete,
         }
 
 
@@ -149,6 +156,11 @@ class Ledger:
     settings: PatternSettings
     coverage: Coverage
     own: frozenset[str]  # the addresses I write from myself; others in my Sent folder act for me
+    # The judged months' counts per contact that the patterns were tested on (the
+    # ledger's columns plus each pattern's own: helped, vanished, expecting, eligible, ...),
+    # and the patterns the mailbox cannot show at all: what `mailnet why` explains.
+    figures: pd.DataFrame = field(default_factory=pd.DataFrame)
+    unjudged: tuple[str, ...] = ()
 
 
 def _resolve_now(window: Window, msgs: pd.DataFrame, s: PatternSettings) -> tuple[Window, str]:
@@ -185,7 +197,7 @@ def _coverage(msgs: pd.DataFrame, window: Window, reason: str,
               s: PatternSettings) -> tuple[Coverage, frozenset]:
     """Which months hold both received and sent mail, and the one-sided stretches."""
     month = msgs["date"].dt.tz_localize(None).dt.to_period("M")
-    received = month[msgs["to_me"]].value_counts()
+    received = month[msgs["to_me"] & ~msgs["recovered"]].value_counts()
     sent = month[msgs["from_me"]].value_counts()
     months = received.index.union(sent.index).sort_values()
     got = _present(received.reindex(months, fill_value=0), s)
@@ -214,7 +226,18 @@ def _coverage(msgs: pd.DataFrame, window: Window, reason: str,
         note = (f"almost no mail on one side ({total_received:,} received, "
                 f"{int(msgs['from_me'].sum()):,} sent): no reply, thanks, silence or balance "
                 "pattern can be judged")
-    cov = Coverage(judged, one_sided, _utc(window.as_of), reason, note)
+    # My replies (a Re: subject) in the judged months, and how many answer a stored message.
+    replies = msgs[month.isin(both) & msgs["from_me"] & msgs["reply_subject"].astype(bool)]
+    seen = int(replies["parent_kept"].sum())
+    complete = len(replies) < s.coverage_min_replies \
+        or seen >= s.coverage_replies_seen_share * len(replies)
+    if not complete:
+        note = "; ".join(filter(None, [note, (
+            f"received mail incomplete: {seen:,} of your {len(replies):,} replies answer a "
+            "message the mailbox holds, so whether they answer, thank, give back or fall "
+            "silent is not judged")]))
+    cov = Coverage(judged, one_sided, _utc(window.as_of), reason, note, len(replies), seen,
+                   complete)
     return cov, frozenset(both)
 
 
@@ -273,9 +296,9 @@ def _events(ex_links: pd.DataFrame, msgs: pd.DataFrame, me: frozenset[str]) -> p
     links = links.drop_duplicates(["id", "contact", "direction"])
     links = links[links["id"].isin(msgs.index)]
     cols = ["date", "subject", "from_name", "from_addr", "message_id", "parent_id", "root",
-            "is_bulk", "recipients", "question", *TAGS]
+            "is_bulk", "recipients", "question", "footer", *TAGS]
     events = links.join(msgs[cols], on="id").sort_values(["date", "id"], kind="stable")
-    flags = [*TAGS, "question", "is_bulk", "addressed"]
+    flags = [*TAGS, "question", "footer", "is_bulk", "addressed"]
     events[flags] = events[flags].fillna(False).astype(bool)
     events["mine"] = events["direction"] == FROM_ME
     return events.reset_index(drop=True)
@@ -324,13 +347,6 @@ def _thanked_gifts(msgs: pd.DataFrame) -> None:
     msgs.loc[parents.index[other], "offer"] = False
 
 
-def _questions(store: Store, index: pd.Index) -> pd.Series:
-    """Whether each message's own text asks a question."""
-    asks = pd.read_sql_query("SELECT id, instr(new_text, '?') > 0 AS q FROM messages",
-                             store.db, index_col="id")["q"]
-    return asks.reindex(index, fill_value=0).astype(bool)
-
-
 def build_ledger(store: Store, config: Config, window: Window | None = None,
                  settings: PatternSettings | None = None) -> Ledger:
     """Count every contact's asks and gives over `window` and find their patterns
@@ -343,7 +359,7 @@ def build_ledger(store: Store, config: Config, window: Window | None = None,
     msgs = ex.messages
     msgs = msgs.join(_tags(store, msgs.index))
     _thanked_gifts(msgs)
-    msgs["question"] = _questions(store, msgs.index)
+    msgs[["question", "footer"]] = msgs[["question", "footer"]].astype(bool)
     msgs["root"] = _thread_roots(msgs)
     window, reason = _resolve_now(window, msgs, settings)
     end = window.end
@@ -370,12 +386,18 @@ def build_ledger(store: Store, config: Config, window: Window | None = None,
     events["expects"] = events["counts"] & (events["request"] | events["question"]) \
         & ~events["sales"] & ~events["subject"].str.contains(FORWARD_SUBJECT, case=False) \
         & (events["date"] <= end - pd.Timedelta(days=settings.reply_grace_days))
+    # A favour is an offer that is not an FYI forward: passing material on is exchanged
+    # mail, not help (readers of business mail don't count it as giving more).
+    events["favour"] = events["offer"] & events["counts"] \
+        & ~events["subject"].str.contains(FORWARD_SUBJECT, case=False)
     coverage, both = _coverage(msgs_in, window, reason, settings)
     if msgs_in["parent_id"].isna().all():
         coverage = replace(coverage, note="; ".join(filter(None, [
             coverage.note, "no message is linked to the one it answers: replies are not judged"])))
     table = _aggregate(events, ex.list_addresses, end, settings)
     flags: dict[str, list[Flag]] = {}
+    figures = pd.DataFrame()
+    events["judged"] = False
     if coverage.judged:
         start, stop = coverage.judged
         month = events["date"].dt.tz_localize(None).dt.to_period("M")
@@ -383,7 +405,10 @@ def build_ledger(store: Store, config: Config, window: Window | None = None,
         if not inside.empty:
             judged = _aggregate(inside, ex.list_addresses, stop, settings)
             judged["kind"] = table["kind"].reindex(judged.index)
-            flags = _flags(store, judged, inside, msgs_in, settings, stop)
+            flags = _flags(store, judged, inside, msgs_in, settings, stop,
+                           coverage.received_complete, table)
+            figures = judged
+            events.loc[inside.index, "judged"] = True
     table["flags"] = [" ".join(f.pattern for f in flags.get(c, [])) for c in table.index]
     # Most taking first: anyone showing a pattern of taking, then by imbalance.
     table["takes"] = table["flags"].map(lambda f: bool(NEGATIVE & set(f.split())))
@@ -391,7 +416,9 @@ def build_ledger(store: Store, config: Config, window: Window | None = None,
                               ascending=[False, False, False, True], kind="stable")
     own = ex.me if not config.identity.addresses else frozenset(
         config.canonical(a) for a in config.identity.addresses)
-    return Ledger(table[COLUMNS[1:]], flags, events, window, settings, coverage, own)
+    unjudged = unseen_patterns(msgs_in["parent_id"].notna().any(), coverage.received_complete)
+    return Ledger(table[COLUMNS[1:]], flags, events, window, settings, coverage, own, figures,
+                  unjudged)
 
 
 def _aggregate(events: pd.DataFrame, list_addresses: frozenset[str],
@@ -407,7 +434,11 @@ def _aggregate(events: pd.DataFrame, list_addresses: frozenset[str],
             theirs["contact"]).sum()
         t[f"my_{PLURAL[tag]}"] = (mine[tag] & mine["counts"]).groupby(mine["contact"]).sum()
     t["addressed"] = mine["counts"].groupby(mine["contact"]).sum()
+    t["my_favours"] = mine["favour"].groupby(mine["contact"]).sum()
+    t["their_favours"] = theirs["favour"].groupby(theirs["contact"]).sum()
     t["direct_from_them"] = theirs["counts"].groupby(theirs["contact"]).sum()
+    t["they_answered"] = mine["replied"].groupby(mine["contact"]).sum()
+    t["i_answered"] = theirs["replied"].groupby(theirs["contact"]).sum()
     t["threads_they_started"] = theirs[theirs["parent_id"].isna()].groupby("contact").size()
     t["threads_i_started"] = mine[mine["parent_id"].isna()].groupby("contact").size()
     t = t.fillna(0).astype(int)
@@ -432,9 +463,10 @@ def _aggregate(events: pd.DataFrame, list_addresses: frozenset[str],
     t["name"] = named.groupby("contact")["from_name"].last().reindex(contacts, fill_value="")
     bulk_share = theirs.groupby("contact")["is_bulk"].mean().reindex(contacts, fill_value=0)
     mass = (~theirs["counts"]).groupby(theirs["contact"]).mean().reindex(contacts, fill_value=0)
-    t["kind"] = [contact_kind(a, b, list_addresses, m, n_from, n_to)
-                 for a, b, m, n_from, n_to in zip(contacts, bulk_share, mass, t["from_them"],
-                                                  t["to_them"], strict=True)]
+    footer = theirs.groupby("contact")["footer"].mean().reindex(contacts, fill_value=0)
+    t["kind"] = [contact_kind(a, b, list_addresses, m, n_from, n_to, f)
+                 for a, b, m, n_from, n_to, f in zip(contacts, bulk_share, mass, t["from_them"],
+                                                     t["to_them"], footer, strict=True)]
     # They take (ask, receive help) minus they give (offer, receive my asks).
     t["imbalance"] = (t["their_requests"] + t["my_offers"]) - (t["their_offers"] + t["my_requests"])
     return t.round({"their_reply_rate": 3, "my_reply_rate": 3, "their_reply_days": 2,
@@ -443,21 +475,42 @@ def _aggregate(events: pd.DataFrame, list_addresses: frozenset[str],
 
 def _mutual(t: pd.DataFrame, s: PatternSettings, threaded: bool) -> pd.Series:
     """The business-mail ally, where thanks are rare: one of the owner's main one-to-one
-    correspondents (a share of the busiest one's exchange), writing both ways, with
-    help given; and, when the store links replies at all, answering."""
+    correspondents (a share of the busiest one's exchange), writing both ways, each
+    asking and each giving (staff who only report to me, or whom I only direct, are a
+    working tie, not an ally); and, when replies can be seen, each answering the other."""
     direct = t["addressed"] + t["direct_from_them"]
     mutual = (direct >= s.ally_exchange_share * direct.max()) \
         & (t[["addressed", "direct_from_them"]].min(axis=1) >= s.ally_min_direct) \
-        & (t["their_offers"] + t["my_offers"] >= s.ally_min_each)
+        & (t[["their_requests", "my_requests", "their_offers", "my_offers"]].min(axis=1)
+           >= s.ally_min_each)
+    for theirs, mine in (("their_requests", "my_requests"), ("their_offers", "my_offers")):
+        pair = t[[theirs, mine]]
+        mutual &= pair.min(axis=1) >= s.ally_balance * pair.max(axis=1)
     if threaded:
-        mutual &= (t["their_reply_rate"].fillna(0) >= s.ally_min_reply_rate) \
-            | (t["my_reply_rate"].fillna(0) >= s.ally_min_reply_rate)
+        mutual &= t[["they_answered", "i_answered"]].min(axis=1) >= s.ally_min_each
     return mutual
 
 
+# Patterns read from all they sent me: where the mailbox lost much of it, not judged (what
+# survives, or is read from the quotes in my replies, is what I answered: mostly asks).
+RECEIVED_SIDE = ("only_asks", "gives_more", "never_thanks", "vanishes", "ignores_you",
+                 "surfaces_in_need", "lost_touch")
+
+
+def unseen_patterns(threaded: bool, received_complete: bool) -> tuple[str, ...]:
+    """No message links to another: no reply can be seen, nor its absence. Most of what
+    they sent me lost: nor their thanks, gifts or silences."""
+    return (() if threaded else ("ignores_you", "vanishes")) \
+        + (() if received_complete else RECEIVED_SIDE)
+
+
 def _flags(store: Store, t: pd.DataFrame, events: pd.DataFrame, msgs: pd.DataFrame,
-           s: PatternSettings, end: pd.Timestamp) -> dict[str, list[Flag]]:
-    """Test every pattern on every eligible contact at once, then explain the flagged ones."""
+           s: PatternSettings, end: pd.Timestamp, received_complete: bool,
+           whole: pd.DataFrame) -> dict[str, list[Flag]]:
+    """Test every pattern on every eligible contact at once, then explain the flagged ones.
+
+    `t` counts the judged months; `whole` the whole window, where the business ally is
+    read: a two-way tie shows wherever both sides wrote, one-sided months included."""
     # People only: bulk senders and lists get no person pattern, and someone only ever
     # on Cc (never written to in To, never writing) is not judged at all.
     eligible = (t["kind"] == "person") & (t["from_them"] + t["to_them"] >= s.min_messages) \
@@ -466,7 +519,7 @@ def _flags(store: Store, t: pd.DataFrame, events: pd.DataFrame, msgs: pd.DataFra
     theirs = events[~events["mine"] & events["contact"].isin(judged)]
     mine = events[events["mine"] & events["contact"].isin(judged)]
     n = t["from_them"].clip(lower=1)
-    threaded = bool(msgs["parent_id"].notna().any())
+    threaded = bool(msgs["parent_id"].notna().any()) and received_complete
 
     # vanishes: their requests I answered, after which they wrote nothing more in that thread
     helped = theirs[theirs["request"] & theirs["counts"] & theirs["replied"]
@@ -494,12 +547,13 @@ def _flags(store: Store, t: pd.DataFrame, events: pd.DataFrame, msgs: pd.DataFra
         "only_asks": (t["their_requests"] >= s.only_asks_min_requests)
         & (t["their_requests"] >= s.only_asks_share * n)
         & (t["their_offers"] <= s.only_asks_max_offer_share * n),
-        "gives_more": (t["my_offers"] >= s.gives_more_min_offers)
-        & (t["my_offers"] >= s.gives_more_ratio * t["their_offers"].clip(lower=1)),
-        "never_thanks": (t["my_offers"] >= s.never_thanks_min_help) & (t["their_thanks"] == 0),
+        "gives_more": (t["my_favours"] >= s.gives_more_min_offers)
+        & (t["my_favours"] >= s.gives_more_ratio * t["their_favours"].clip(lower=1)),
+        "never_thanks": (t["my_favours"] >= s.never_thanks_min_help) & (t["their_thanks"] == 0),
         "vanishes": (t["vanished"] >= s.vanishes_min)
         & (t["vanished"] >= s.vanishes_share * t["helped"]),
-        "only_sales": (t["from_them"] > 0) & (t["their_sales"] >= s.only_sales_share * n),
+        "only_sales": (t["their_sales"] >= s.only_sales_min)
+        & (t["their_sales"] >= s.only_sales_share * n),
         "ignores_you": (t["expecting"] >= s.ignores_min_sent)
         & (t["unanswered"] >= s.ignores_share * t["expecting"]),
         "surfaces_in_need": (t["resurfaced_asking"] >= s.resurface_min)
@@ -512,18 +566,18 @@ def _flags(store: Store, t: pd.DataFrame, events: pd.DataFrame, msgs: pd.DataFra
                      "their_thanks", "my_thanks"]] >= each).all(axis=1)
                  & (t["their_reply_rate"] >= s.ally_min_reply_rate)
                  & (t["my_reply_rate"] >= s.ally_min_reply_rate))
-        | _mutual(t, s, threaded),
+        | _mutual(whole, s, threaded).reindex(t.index, fill_value=False),
     }
-    if not threaded:  # no message links to another: no reply can be seen, nor its absence
-        for pattern in ("ignores_you", "vanishes"):
-            masks[pattern] = pd.Series(False, index=t.index)
+    t["eligible"] = eligible
+    for pattern in unseen_patterns(threaded, received_complete):
+        masks[pattern] = pd.Series(False, index=t.index)
     # An ally is mutual: anyone who also takes more than gives in some way is not one.
     masks["ally"] &= ~pd.concat([masks[p] for p in NEGATIVE], axis=1).any(axis=1)
     # Which messages prove each pattern, newest first.
     proof = {
         "only_asks": (theirs[theirs["request"]], "request"),
-        "gives_more": (mine[mine["offer"]], "offer"),
-        "never_thanks": (mine[mine["offer"]], "offer"),
+        "gives_more": (mine[mine["favour"]], "offer"),
+        "never_thanks": (mine[mine["favour"]], "offer"),
         "vanishes": (vanished, "request"),
         "only_sales": (theirs[theirs["sales"]], "sales"),
         "ignores_you": (unanswered, "no reply"),
@@ -544,7 +598,7 @@ def _flags(store: Store, t: pd.DataFrame, events: pd.DataFrame, msgs: pd.DataFra
         by_contact: dict[str, list[dict]] = {}
         for r in rows:
             by_contact.setdefault(r["contact"], []).append(r)
-        facts = t.loc[who].to_dict("index")
+        facts = (whole if pattern == "ally" else t).loc[who].to_dict("index")
         tag = proof[pattern][1]
         for contact in who:
             mine_rows = by_contact.get(contact, [])
@@ -570,10 +624,10 @@ def _reason(pattern: str, r: SimpleNamespace, s: PatternSettings, rows: list[dic
                 f"{r.their_offers}, thanked {r.their_thanks}; you answered "
                 f"{r.requests_answered} of their requests")
     if pattern == "gives_more":
-        return (f"you offered {r.my_offers} times, they offered {r.their_offers}; "
-                f"they asked {r.their_requests} times, you asked {r.my_requests}")
+        return (f"you helped {r.my_favours} times, they helped {r.their_favours} (FYI forwards "
+                f"not counted); they asked {r.their_requests} times, you asked {r.my_requests}")
     if pattern == "never_thanks":
-        return (f"you helped {r.my_offers} times (answering {r.requests_answered} of their "
+        return (f"you helped {r.my_favours} times (answering {r.requests_answered} of their "
                 f"requests); they thanked you 0 times in {r.from_them} messages")
     if pattern == "vanishes":
         return (f"you answered {r.helped} of their requests; after {r.vanished} of those "

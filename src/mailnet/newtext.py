@@ -125,8 +125,9 @@ def _header_block_end(lines: list[str], i: int) -> int:
     return i
 
 
-def _strip_quotes(lines: list[str], cut_quoted: bool = True) -> tuple[list[str], bool]:
-    """Lines the sender wrote, and whether what was cut is a forward. With `cut_quoted`, an
+def _strip_quotes(lines: list[str], cut_quoted: bool = True) -> tuple[list[str], bool, int]:
+    """Lines the sender wrote, whether what was cut is a forward, and the line where an
+    original's separator or header block starts (-1: none). With `cut_quoted`, an
     unprefixed quote cuts everything after it; without, only its header line goes (for
     replies written inside the quoted text).
 
@@ -155,7 +156,7 @@ def _strip_quotes(lines: list[str], cut_quoted: bool = True) -> tuple[list[str],
                 kept.append(line)  # a plain horizontal rule
                 i += 1
                 continue
-            return kept, bool(_FORWARD.search(line))
+            return kept, bool(_FORWARD.search(line)), i
         # A quoted line can only be a short "Name wrote:" header (it ends with a colon).
         span = _wrote_header(lines, i) if not quoted or line.rstrip().endswith(
             (":", "：")) else 0
@@ -163,13 +164,13 @@ def _strip_quotes(lines: list[str], cut_quoted: bool = True) -> tuple[list[str],
             # Top-posting quotes the original without ">" to the end: cut it. If ">"
             # lines follow further down, the text in between is the sender's answer.
             if cut_quoted and not quote_after[i + span]:
-                return kept, False
+                return kept, False, -1
             i += span
             continue
         if not quoted:
             kept.append(line)
         i += 1
-    return kept, False
+    return kept, False, -1
 
 
 def _is_sign_off(line: str) -> bool:
@@ -200,10 +201,18 @@ def _tidy(lines: list[str]) -> str:
 def extract_new_text(body: str) -> str:
     """What the sender wrote in this message, from its decoded body text."""
     lines = body.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-    kept, forward = _strip_quotes(lines)
+    kept, forward, _ = _strip_quotes(lines)
     text = _tidy(_strip_signature(kept))
     if not text and not forward:
         # Some clients (Outlook, HTML mail turned into text) answer inside an unmarked
         # quote. Better the whole exchange than losing what the sender wrote.
         text = _tidy(_strip_signature(_strip_quotes(lines, cut_quoted=False)[0]))
     return text
+
+
+def quoted_original(body: str) -> list[str] | None:
+    """The lines of the original a reply quotes under an Outlook or Lotus Notes header
+    block (its separator or header first), or None: no such block, or a forward."""
+    lines = body.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    _, forward, start = _strip_quotes(lines)
+    return None if forward or start < 0 else lines[start:]

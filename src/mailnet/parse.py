@@ -28,19 +28,14 @@ from inscriptis import get_text
 from mailparser.dates import parse_mail_date
 from mailparser.utils import decode_header_part
 
-from mailnet.addresses import is_automated_address, normalise_address
+from mailnet.addresses import Address, is_automated_address, normalise_address
 from mailnet.newtext import extract_new_text
+from mailnet.quoted import original_date, read_quoted, recovered_id, with_resolved
 from mailnet.sources import MAX_MESSAGE_BYTES, Origin, RawMessage
 
 
 class ParseError(Exception):
     """A message that cannot be turned into a record; the reason says why."""
-
-
-@dataclass(frozen=True)
-class Address:
-    name: str
-    address: str
 
 
 @dataclass
@@ -67,6 +62,8 @@ class ParsedMessage:
     is_bulk: bool
     content_hash: str
     note: str = ""  # why only part of the message was read, recorded with the errors
+    recovered: bool = False  # read from the quote in a reply (mailnet.quoted), not stored
+    quoted: ParsedMessage | None = None  # the original this reply quotes, recovered
 
     @property
     def parent_id(self) -> str | None:
@@ -329,12 +326,15 @@ def parse_message(raw: RawMessage) -> ParsedMessage:
     date = parse_mail_date(headers.get("date")).value or _received_date(newest_received)
     body = body_text(msg)
     new_text = extract_new_text(body)[:MAX_NEW_TEXT_CHARS]
+    to, cc = mailboxes("to"), mailboxes("cc")
+    quoted = _recovered(body, raw.origin, headers.get("date"), date, [
+        a for a in [sender, *to, *cc] if a]) if date and not (in_reply or references) else None
     return ParsedMessage(
         message_id=message_id,
         origin=raw.origin,
         sender=sender,
-        to=mailboxes("to"),
-        cc=mailboxes("cc"),
+        to=to,
+        cc=cc,
         reply_to=reply_to,
         date=date,
         subject=subject,
@@ -352,4 +352,30 @@ def parse_message(raw: RawMessage) -> ParsedMessage:
         note=(f"{size:,} bytes, over the {MAX_MESSAGE_BYTES >> 20} MiB cap: only its start "
               "was read (attachments beyond it skipped)")
         if size > MAX_MESSAGE_BYTES else note,
+        quoted=quoted,
     )
+
+
+def _recovered(body: str, origin: Origin, date_header: object, date: datetime,
+               people: list[Address]) -> ParsedMessage | None:
+    """The original a reply without reply headers quotes (mailnet.quoted), as a message
+    of its own: from one of the reply's own people, dated by its quoted header."""
+    q = read_quoted(body)
+    who = with_resolved(q, people) if q and q.text else None
+    if not who:
+        return None
+    sender, to, cc = who
+    try:  # the reply's own clock, for a quoted date written without a zone
+        local = email.utils.parsedate_to_datetime(str(date_header))
+    except (TypeError, ValueError, IndexError):
+        local = None
+    reply = date.astimezone(local.tzinfo) if local and local.tzinfo else date
+    when = original_date(q.date, reply).astimezone(date.tzinfo)
+    text = q.text[:MAX_NEW_TEXT_CHARS]
+    return ParsedMessage(
+        message_id=recovered_id(sender.address, when, q.subject),
+        origin=Origin(origin.source, origin.folder, f"{origin.position}#quoted"),
+        sender=sender, to=to, cc=cc, reply_to=[], date=when, subject=q.subject,
+        in_reply_to=None, references=[], list_id="", list_post="", list_unsubscribe="",
+        precedence="", auto_submitted="", size=len(text), new_text=text, is_bulk=False,
+        content_hash=content_hash(text.encode("utf-8", "replace")), recovered=True)

@@ -9,6 +9,7 @@ while two different messages that happen to share a Message-ID are both kept.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import sqlite3
 import sys
@@ -27,6 +28,11 @@ from mailnet.threads import ThreadRow, infer_parents, normalise_subject
 class StoreError(MailnetError):
     """The store cannot be opened or is from a newer mailnet."""
 
+
+# Whether a message's own text asks a question, and whether it carries an unsubscribe line
+# (a mailer's footer: people don't write one), as SQL over its new text.
+_QUESTION = "instr({text}, '?') > 0"
+_FOOTER = "{text} LIKE '%unsubscribe%'"
 
 _MIGRATIONS: list[str] = [
     # 1: messages, recipients, errors
@@ -121,6 +127,17 @@ _MIGRATIONS: list[str] = [
     ALTER TABLE messages ADD COLUMN parent_inferred INTEGER NOT NULL DEFAULT 0;
     CREATE INDEX messages_thread_subject ON messages (thread_subject);
     """,
+    # 6: originals read from the quote in a reply when the mailbox lost them (mailnet.quoted)
+    """
+    ALTER TABLE messages ADD COLUMN recovered INTEGER NOT NULL DEFAULT 0;
+    """,
+    # 7: marks of the new text read by every report, kept so no report reads all the text
+    f"""
+    ALTER TABLE messages ADD COLUMN question INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE messages ADD COLUMN footer INTEGER NOT NULL DEFAULT 0;
+    UPDATE messages SET question = {_QUESTION.format(text="new_text")},
+                        footer = {_FOOTER.format(text="new_text")};
+    """,
 ]
 _THREAD_MIGRATION = 5
 
@@ -159,6 +176,22 @@ def store_problem(exc: sqlite3.Error, path: Path) -> StoreError:
 
 
 TAGS = ("request", "offer", "thanks", "sales")
+
+
+@dataclass(frozen=True)
+class MessageView:
+    """One stored message as a reader sees it again (every field written by its sender)."""
+
+    id: int
+    date: str
+    sender: str
+    to: list[str]
+    cc: list[str]
+    subject: str
+    message_id: str
+    folder: str
+    text: str  # the sender's new text
+    cut: bool  # the text was longer and is cut
 
 
 @dataclass(frozen=True)
@@ -248,46 +281,61 @@ class Store:
         return self.db.execute("PRAGMA user_version").fetchone()[0]
 
     def add_messages(self, messages: Iterable[ParsedMessage]) -> AddResult:
-        """Store a batch in one transaction; a message already stored counts as a duplicate."""
+        """Store a batch in one transaction; a message already stored counts as a duplicate.
+        The original a reply quotes (`quoted`, recovered) is stored beside it."""
         added = duplicates = 0
         with self.db:
             self.db.execute("BEGIN")
             for m in messages:
-                cur = self.db.execute(
-                    """INSERT OR IGNORE INTO messages (message_id, content_hash, date, from_name,
-                        from_addr, subject, in_reply_to, refs, parent_id, list_id, list_post,
-                        list_unsubscribe, precedence, auto_submitted, is_bulk, size, new_text,
-                        source, folder, position, thread_subject, reply_subject)
-                       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-                    (m.message_id, m.content_hash,
-                     m.date.strftime("%Y-%m-%dT%H:%M:%SZ") if m.date else None,
-                     m.sender.name if m.sender else "", m.sender.address if m.sender else "",
-                     m.subject, m.in_reply_to, " ".join(m.references), m.parent_id,
-                     m.list_id, m.list_post, m.list_unsubscribe, m.precedence,
-                     m.auto_submitted, int(m.is_bulk), m.size, m.new_text,
-                     m.origin.source, m.origin.folder, m.origin.position,
-                     *normalise_subject(m.subject)),
-                )
-                if not cur.rowcount:
+                if not self._insert(m):
                     duplicates += 1
                     continue
                 added += 1
-                rowid = cur.lastrowid
-                self.db.executemany(
-                    "INSERT INTO recipients (message, kind, name, address) VALUES (?, ?, ?, ?)",
-                    [(rowid, kind, a.name, a.address)
-                     for kind, addrs in (("to", m.to), ("cc", m.cc), ("reply-to", m.reply_to))
-                     for a in addrs],
-                )
+                if m.quoted:
+                    self._insert(m.quoted)
         return AddResult(added, duplicates)
 
-    def infer_parents(self) -> int:
+    def _insert(self, m: ParsedMessage) -> bool:
+        cur = self.db.execute(
+            """INSERT OR IGNORE INTO messages (message_id, content_hash, date, from_name,
+                from_addr, subject, in_reply_to, refs, parent_id, list_id, list_post,
+                list_unsubscribe, precedence, auto_submitted, is_bulk, size, new_text,
+                source, folder, position, thread_subject, reply_subject, recovered, question,
+                footer)
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, """
+            f"{_QUESTION.format(text='?17')}, {_FOOTER.format(text='?17')})",
+            (m.message_id, m.content_hash,
+             m.date.strftime("%Y-%m-%dT%H:%M:%SZ") if m.date else None,
+             m.sender.name if m.sender else "", m.sender.address if m.sender else "",
+             m.subject, m.in_reply_to, " ".join(m.references), m.parent_id,
+             m.list_id, m.list_post, m.list_unsubscribe, m.precedence,
+             m.auto_submitted, int(m.is_bulk), m.size, m.new_text,
+             m.origin.source, m.origin.folder, m.origin.position,
+             *normalise_subject(m.subject), int(m.recovered)),
+        )
+        if not cur.rowcount:
+            return False
+        self.db.executemany(
+            "INSERT INTO recipients (message, kind, name, address) VALUES (?, ?, ?, ?)",
+            [(cur.lastrowid, kind, a.name, a.address)
+             for kind, addrs in (("to", m.to), ("cc", m.cc), ("reply-to", m.reply_to))
+             for a in addrs],
+        )
+        return True
+
+    def last_id(self) -> int:
+        """The newest message's row id (0: none): what an import adds comes after it."""
+        return self.db.execute("SELECT coalesce(max(id), 0) FROM messages").fetchone()[0]
+
+    def infer_parents(self, after: int = 0) -> int:
         """Link replies without reply headers to the message they answer (mailnet.threads).
 
         The inferred parent goes where a header parent goes (`parent_id`), with
         `parent_inferred = 1`, so everything that follows threads reads it alike; a
-        header link is never replaced. Only subjects with an unlinked reply are read.
-        Returns how many replies are linked now.
+        header link is never replaced. Only subjects with an unlinked reply are read,
+        and with `after` (a :meth:`last_id` from before an import) only the subjects of
+        the messages imported since: a new message can only answer, or be answered by,
+        mail of its own subject. Returns how many replies are linked now.
         """
         rows = self.db.execute(
             """SELECT m.id, m.message_id, m.date, m.from_addr, m.thread_subject, m.reply_subject,
@@ -297,7 +345,8 @@ class Store:
                WHERE m.thread_subject IN (
                    SELECT thread_subject FROM messages WHERE reply_subject AND thread_subject != ''
                        AND (parent_id IS NULL OR parent_inferred))
-               GROUP BY m.id""").fetchall()
+                 AND m.thread_subject IN (SELECT thread_subject FROM messages WHERE id > ?)
+               GROUP BY m.id""", (after,)).fetchall()
         found = infer_parents(
             ThreadRow(rowid, message_id,
                       datetime.strptime(date, "%Y-%m-%dT%H:%M:%SZ") if date else None,
@@ -369,9 +418,12 @@ class Store:
         return cur.fetchall()
 
     def count(self, table: str = "messages") -> int:
+        """Rows of a table; for messages, the mail stored (originals recovered from a
+        reply's quote are read from another message, not stored mail)."""
         if table not in ("messages", "recipients", "errors", "tags"):
             raise ValueError(table)
-        return self.db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+        where = " WHERE NOT recovered" if table == "messages" else ""
+        return self.db.execute(f"SELECT count(*) FROM {table}{where}").fetchone()[0]
 
     def known_contents(self, content_hashes: Iterable[str]) -> set[str]:
         """Which of these content hashes are stored already."""
@@ -420,3 +472,30 @@ class Store:
             "ORDER BY date, id", members,
         ).fetchall()
         return [i for (i,) in order]
+
+    def tag_scores(self, ids: Iterable[int]) -> dict[int, tuple[dict[str, float], set[str]]]:
+        """Per message: the model's probability of each tag, and the tags over threshold."""
+        rows = self.db.execute(
+            f"SELECT message, {', '.join(TAGS)}, labels FROM tags "
+            "WHERE message IN (SELECT value FROM json_each(?))", (json.dumps(sorted(set(ids))),))
+        return {r[0]: (dict(zip(TAGS, r[1:-1], strict=True)), set(r[-1].split())) for r in rows}
+
+    def message_views(self, ids: Iterable[int], max_text: int) -> dict[int, MessageView]:
+        """What a reader needs to see a message again: its headers and the sender's new text
+        (cut at `max_text` characters)."""
+        wanted = json.dumps(sorted(set(ids)))
+        rows = self.db.execute(
+            "SELECT id, date, from_name, from_addr, subject, message_id, new_text, folder "
+            "FROM messages WHERE id IN (SELECT value FROM json_each(?))", (wanted,)).fetchall()
+        recips: dict[int, dict[str, list[str]]] = {}
+        for message, kind, name, address in self.db.execute(
+                "SELECT message, kind, name, address FROM recipients "
+                "WHERE message IN (SELECT value FROM json_each(?)) AND kind IN ('to', 'cc') "
+                "ORDER BY rowid", (wanted,)):
+            recips.setdefault(message, {}).setdefault(kind, []).append(
+                f"{name} <{address}>" if name else address)
+        return {i: MessageView(i, date or "", f"{name} <{addr}>" if name else addr,
+                               recips.get(i, {}).get("to", []), recips.get(i, {}).get("cc", []),
+                               subject, message_id, folder, text[:max_text],
+                               len(text) > max_text)
+                for i, date, name, addr, subject, message_id, text, folder in rows}
