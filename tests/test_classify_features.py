@@ -1,0 +1,112 @@
+"""What the model reads of a message (issue 11): words of any script, no HTML leftovers,
+the signs of an automated notice, and gratitude told from a sign-off."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from mailnet.classify import (
+    COLUMNS,
+    META_FEATURES,
+    THREAD_OTHERS,
+    MessageFeatures,
+    load_model,
+    message_frame,
+    words,
+)
+from mailnet.ingest import import_sources
+from mailnet.sources import open_source
+from mailnet.store import Store
+
+from conftest import make_message
+
+
+def test_words_of_any_script_casefolded_with_accents_kept() -> None:
+    assert words("Grüße aus Köln: Zahlung BESTÄTIGEN!") == [
+        "grüsse", "aus", "köln", "zahlung", "bestätigen", "!"]
+    assert words("Привет, как дела?") == ["привет", "как", "дела", "?"]
+    assert words("Ação necessária") == ["ação", "necessária"]
+
+
+def test_scripts_without_spaces_become_character_bigrams() -> None:
+    assert words("请确认您的账户") == ["请确", "确认", "认您", "您的", "的账", "账户"]
+    assert words("アカウント確認") == ["アカ", "カウ", "ウン", "ント", "ト確", "確認"]
+    # Thai vowel and tone marks stay inside their bigrams.
+    assert words("ยืนยัน") == ["ยื", "ืน", "นย", "ยั", "ัน"]
+    assert words("支") == ["支"]
+
+
+def test_html_entities_tags_and_css_are_never_words() -> None:
+    assert words("Hello&nbsp;world &amp; you &#8217;") == ["hello", "world", "you"]
+    assert words('<td style="font-size: 34px; padding:0">Dear user</td>') == ["dear", "user"]
+    assert words("body, td { font-family: Arial; color: #333 } Verify now") == [
+        "body", "td", "verify", "now"]
+    # Code is not CSS: a patch keeps its words.
+    assert words("static int x(void) { return -EINVAL; }") == [
+        "static", "int", "x", "void", "return", "einval"]
+
+
+def _store_with(tmp_path: Path, messages: dict[str, bytes]) -> pd.DataFrame:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name, data in messages.items():
+        (folder / f"{name}.eml").write_bytes(data)
+    with Store(tmp_path / "s.db") as store:
+        import_sources(store, open_source(folder))
+        return message_frame(store).set_index("message_id")
+
+
+def _automated_features(frame: pd.DataFrame) -> pd.DataFrame:
+    model = load_model()
+    features: MessageFeatures = model.pipeline.named_steps["features"]
+    _, meta = features._parts(frame[list(COLUMNS)])
+    names = ["sender_automated", "auto_submitted", "auto_subject", "auto_text"]
+    return pd.DataFrame(meta[:, [META_FEATURES.index(n) for n in names]], columns=names,
+                        index=frame.index)
+
+
+def test_automated_notices_are_recognised_from_headers_sender_subject_and_text(
+        tmp_path: Path) -> None:
+    frame = _store_with(tmp_path, {
+        "dsn": make_message(sender="Mail Delivery System <MAILER-DAEMON@mx.example>",
+                            subject="Undelivered Mail Returned to Sender",
+                            text="This is an automatically generated Delivery Status "
+                                 "Notification.\nDelivery to the following recipients failed "
+                                 "permanently.\n", message_id="<dsn@mx.example>"),
+        "ooo": make_message(subject="Automatic reply: budget", Auto_Submitted="auto-replied",
+                            text="I am currently out of the office until Monday.\n",
+                            message_id="<ooo@x.example>"),
+        "person": make_message(subject="budget", text="Could you send me the budget?\n",
+                               message_id="<p@x.example>"),
+        "spam": make_message(sender="noreply@promo.example", subject="WIN a prize",
+                             text="Claim your prize now!\n", message_id="<s@promo.example>"),
+    })
+    auto = _automated_features(frame)
+    assert auto.loc["dsn@mx.example"].tolist() == [1, 0, 1, 1]
+    assert auto.loc["ooo@x.example"].tolist() == [0, 1, 1, 1]
+    # A person, and a noreply@ sender (spam and newsletters use it too), are not machines.
+    assert auto.loc["p@x.example"].tolist() == [0, 0, 0, 0]
+    assert auto.loc["s@promo.example"].tolist() == [0, 0, 0, 0]
+
+
+@pytest.mark.parametrize(("text", "grateful"), [
+    ("I tried setting the rate to 20 MHz but it still fails. Is there a way to force it?"
+     "\n\nThanks,", False),
+    ("You need to set the master clock rate before creating the streamer, see the example "
+     "in uhd/examples.\n\nThank you,", False),
+    ("Can anybody help me with the N310 FPGA build?\n\nThank you,\nJohn", False),
+    ("Ty very much for the help, it works now!", True),
+    ("Thank your for your quick answer, that solved it.", True),
+    ("Setting the rate first worked. Thanks!", True)])
+def test_a_thanks_sign_off_is_not_gratitude_and_a_typo_is(text: str, grateful: bool) -> None:
+    """The shipped model, on a reply in someone else's thread: a "Thanks," under a question
+    or an answer is a sign-off; "Ty very much" and "Thank your for" are gratitude."""
+    model = load_model()
+    row = {"subject": "Re: B210 clock", "new_text": text, "is_reply": 1, "list_id": "",
+           "precedence": "", "thread_role": THREAD_OTHERS, "from_addr": "a@b.example",
+           "auto_submitted": ""}
+    tags = model.tags(model.probabilities(pd.DataFrame([row], columns=list(COLUMNS))))[0]
+    assert ("thanks" in tags) == grateful, tags
