@@ -396,7 +396,7 @@ NOAH = [
      "API? I'd like to reuse them.",
      "Here are the dashboard files, ready to import: https://brooks-lab.example/dashboards."),
     (280, "Budget template", "Could you send me the budget template you used for the "
-     "platform team? I'd really appreciate it.",
+     "platform team? I need it for next year's plan.",
      "Here's my budget template with the formulas: https://brooks-lab.example/budget."),
     (540, "Intro to a recruiter", "Could you introduce me to the recruiter you worked with? "
      "I'm hiring two engineers.",
@@ -405,9 +405,9 @@ NOAH = [
 ]
 for day, subject, ask, answer in NOAH:
     thread("noah", day, subject, me("request", ask), them("offer", answer))
-thread("noah", 600, "Your talk slides",
-       them("request", "Could you send me the slides from your DataConf talk? I'd like to "
-            "show them to my team."))
+thread("noah", 600, "Tracing notes",
+       them("request", "Could you send me your notes on the tracing setup? I'd like to "
+            "try it on our cluster."))
 
 
 def build(mails: list[Mail]) -> dict[str, list[EmailMessage]]:
