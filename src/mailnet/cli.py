@@ -334,11 +334,15 @@ def report_cmd(obj: Context, since: Any, until: Any, as_of: Any, patterns: tuple
     write_output(report.render_text(ledger, rows, fmt, views), output, obj.out)
 
 
+# One contact's view: a terminal table, or JSON for scripts.
+table_or_json = click.option("--format", "fmt", type=click.Choice(["table", "json"]),
+                             default="table", show_default=True)
+
+
 @main.command("contact")
 @click.argument("address")
 @window_options
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
-              show_default=True)
+@table_or_json
 @click.pass_obj
 @friendly_errors
 def contact_cmd(obj: Context, address: str, since: Any, until: Any, as_of: Any,
@@ -578,8 +582,7 @@ def messages(obj: Context, tag: str | None, contact: str | None, fmt: str,
 @main.command("why")
 @click.argument("contact")
 @window_options
-@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
-              show_default=True)
+@table_or_json
 @click.pass_obj
 @friendly_errors
 def why_cmd(obj: Context, contact: str, since: Any, until: Any, as_of: Any, fmt: str) -> None:
