@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from mailnet.addresses import Address
+from mailnet.newtext import split_reply
 from mailnet.quoted import read_quoted, resolve
 
 from conftest import make_message
@@ -56,7 +57,7 @@ PEOPLE = [Address("", a) for a in ("sam.rivera@corp.example", "ann.lee@corp.exam
     (NOTES, ["Sam Rivera/HOU/CORP@CORP"], "Can you send me the list of open items?"),
 ])
 def test_the_quoted_header_block_is_read(body: str, to: list[str], text: str) -> None:
-    q = read_quoted(body)
+    q = read_quoted(split_reply(body)[1])
     assert q is not None
     assert resolve(q.sender, PEOPLE) == Address("", "ann.lee@corp.example")
     assert q.to == to and q.text.startswith(text)
@@ -70,7 +71,8 @@ def test_names_resolve_only_when_they_can_mean_one_person() -> None:
     twins = [*PEOPLE, Address("", "a.lee@corp.example")]
     assert resolve("Lee, Ann", twins) is None  # two could be meant
     forward = "FYI\n\n---------------------- Forwarded by Sam Rivera/HOU/CORP on 11/28/2001\n"
-    assert read_quoted(forward + OUTLOOK) is None  # a forward is not a reply's original
+    # A forward is not a reply's original.
+    assert read_quoted(split_reply(forward + OUTLOOK)[1]) is None
 
 
 def reply(body: str = OUTLOOK, **headers: str) -> bytes:

@@ -198,21 +198,20 @@ def _tidy(lines: list[str]) -> str:
     return re.sub(r"\n{3,}", "\n\n", text).strip()
 
 
-def extract_new_text(body: str) -> str:
-    """What the sender wrote in this message, from its decoded body text."""
+def split_reply(body: str) -> tuple[str, list[str] | None]:
+    """What the sender wrote in this message, from its decoded body text; and the lines
+    of the original it quotes under an Outlook or Lotus Notes header block (its separator
+    or header first), or None: no such block, or a forward. One pass over the body."""
     lines = body.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-    kept, forward, _ = _strip_quotes(lines)
+    kept, forward, start = _strip_quotes(lines)
     text = _tidy(_strip_signature(kept))
     if not text and not forward:
         # Some clients (Outlook, HTML mail turned into text) answer inside an unmarked
         # quote. Better the whole exchange than losing what the sender wrote.
         text = _tidy(_strip_signature(_strip_quotes(lines, cut_quoted=False)[0]))
-    return text
+    return text, None if forward or start < 0 else lines[start:]
 
 
-def quoted_original(body: str) -> list[str] | None:
-    """The lines of the original a reply quotes under an Outlook or Lotus Notes header
-    block (its separator or header first), or None: no such block, or a forward."""
-    lines = body.replace("\r\n", "\n").replace("\r", "\n").split("\n")
-    _, forward, start = _strip_quotes(lines)
-    return None if forward or start < 0 else lines[start:]
+def extract_new_text(body: str) -> str:
+    """What the sender wrote in this message, from its decoded body text."""
+    return split_reply(body)[0]

@@ -29,7 +29,7 @@ from mailparser.dates import parse_mail_date
 from mailparser.utils import decode_header_part
 
 from mailnet.addresses import Address, is_automated_address, normalise_address
-from mailnet.newtext import extract_new_text
+from mailnet.newtext import extract_new_text, split_reply
 from mailnet.quoted import original_date, read_quoted, recovered_id, with_resolved
 from mailnet.sources import MAX_MESSAGE_BYTES, Origin, RawMessage
 
@@ -325,9 +325,10 @@ def parse_message(raw: RawMessage) -> ParsedMessage:
     subject = text("subject")
     date = parse_mail_date(headers.get("date")).value or _received_date(newest_received)
     body = body_text(msg)
-    new_text = extract_new_text(body)[:MAX_NEW_TEXT_CHARS]
+    new_text, original = split_reply(body)
+    new_text = new_text[:MAX_NEW_TEXT_CHARS]
     to, cc = mailboxes("to"), mailboxes("cc")
-    quoted = _recovered(body, raw.origin, headers.get("date"), date, [
+    quoted = _recovered(original, raw.origin, headers.get("date"), date, [
         a for a in [sender, *to, *cc] if a]) if date and not (in_reply or references) else None
     return ParsedMessage(
         message_id=message_id,
@@ -356,11 +357,11 @@ def parse_message(raw: RawMessage) -> ParsedMessage:
     )
 
 
-def _recovered(body: str, origin: Origin, date_header: object, date: datetime,
-               people: list[Address]) -> ParsedMessage | None:
+def _recovered(original: list[str] | None, origin: Origin, date_header: object,
+               date: datetime, people: list[Address]) -> ParsedMessage | None:
     """The original a reply without reply headers quotes (mailnet.quoted), as a message
     of its own: from one of the reply's own people, dated by its quoted header."""
-    q = read_quoted(body)
+    q = read_quoted(original)
     who = with_resolved(q, people) if q and q.text else None
     if not who:
         return None

@@ -23,8 +23,8 @@ from datetime import datetime, timedelta
 
 from dateutil import parser as dateparser
 
-from mailnet.addresses import Address
-from mailnet.newtext import extract_new_text, quoted_original
+from mailnet.addresses import Address, normalise_address
+from mailnet.newtext import extract_new_text
 from mailnet.threads import normalise_subject
 
 _FIELD = re.compile(r"^\s*\*?(From|Sent|Date|To|Cc|Subject)\s*:\*?\s*(.*)$", re.IGNORECASE)
@@ -57,9 +57,9 @@ def _split_names(value: str) -> list[str]:
     return [p.strip() for p in parts if p.strip()]
 
 
-def read_quoted(body: str) -> Quoted | None:
-    """The original quoted under the first Outlook or Notes header block of `body`."""
-    lines = quoted_original(body)
+def read_quoted(lines: list[str] | None) -> Quoted | None:
+    """The original under an Outlook or Notes header block: the lines
+    :func:`mailnet.newtext.split_reply` found it in."""
     if not lines:
         return None
     i = 1 if _SEPARATOR.match(lines[0]) else 0
@@ -103,7 +103,7 @@ def resolve(name: str, candidates: list[Address]) -> Address | None:
     a one-letter word its initial. Ambiguous or unknown: None."""
     address = _ADDRESS.search(name)
     if address and "." in address.group(0).rpartition("@")[2]:
-        found = address.group(0).lower()
+        found = normalise_address(address.group(0))
         return next((c for c in candidates if c.address == found), Address("", found))
     bare = re.split(r"[/@<(\[]", name, maxsplit=1)[0]
     words = _tokens(bare)
