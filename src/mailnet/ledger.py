@@ -383,17 +383,18 @@ def build_ledger(store: Store, config: Config, window: Window | None = None,
         events["recipients"] <= settings.broadcast_recipients)
     # Such a message calls for an answer when it asks for something or asks a question;
     # an FYI forward, a pitch, or one too recent to have had its reply yet, does not.
+    forward = events["subject"].str.contains(FORWARD_SUBJECT, case=False)
     events["expects"] = events["counts"] & (events["request"] | events["question"]) \
-        & ~events["sales"] & ~events["subject"].str.contains(FORWARD_SUBJECT, case=False) \
+        & ~events["sales"] & ~forward \
         & (events["date"] <= end - pd.Timedelta(days=settings.reply_grace_days))
     # A favour is an offer that is not an FYI forward: passing material on is exchanged
     # mail, not help (readers of business mail don't count it as giving more).
-    events["favour"] = events["offer"] & events["counts"] \
-        & ~events["subject"].str.contains(FORWARD_SUBJECT, case=False)
+    events["favour"] = events["offer"] & events["counts"] & ~forward
     coverage, both = _coverage(msgs_in, window, reason, settings)
     if msgs_in["parent_id"].isna().all():
         coverage = replace(coverage, note="; ".join(filter(None, [
             coverage.note, "no message is linked to the one it answers: replies are not judged"])))
+    unjudged = unseen_patterns(msgs_in["parent_id"].notna().any(), coverage.received_complete)
     table = _aggregate(events, ex.list_addresses, end, settings)
     flags: dict[str, list[Flag]] = {}
     figures = pd.DataFrame()
@@ -406,7 +407,7 @@ def build_ledger(store: Store, config: Config, window: Window | None = None,
             judged = _aggregate(inside, ex.list_addresses, stop, settings)
             judged["kind"] = table["kind"].reindex(judged.index)
             flags = _flags(store, judged, inside, msgs_in, settings, stop,
-                           coverage.received_complete, table)
+                           unjudged, table)
             figures = judged
             events.loc[inside.index, "judged"] = True
     table["flags"] = [" ".join(f.pattern for f in flags.get(c, [])) for c in table.index]
@@ -416,7 +417,6 @@ def build_ledger(store: Store, config: Config, window: Window | None = None,
                               ascending=[False, False, False, True], kind="stable")
     own = ex.me if not config.identity.addresses else frozenset(
         config.canonical(a) for a in config.identity.addresses)
-    unjudged = unseen_patterns(msgs_in["parent_id"].notna().any(), coverage.received_complete)
     return Ledger(table[COLUMNS[1:]], flags, events, window, settings, coverage, own, figures,
                   unjudged)
 
@@ -505,7 +505,7 @@ def unseen_patterns(threaded: bool, received_complete: bool) -> tuple[str, ...]:
 
 
 def _flags(store: Store, t: pd.DataFrame, events: pd.DataFrame, msgs: pd.DataFrame,
-           s: PatternSettings, end: pd.Timestamp, received_complete: bool,
+           s: PatternSettings, end: pd.Timestamp, unjudged: tuple[str, ...],
            whole: pd.DataFrame) -> dict[str, list[Flag]]:
     """Test every pattern on every eligible contact at once, then explain the flagged ones.
 
@@ -519,7 +519,7 @@ def _flags(store: Store, t: pd.DataFrame, events: pd.DataFrame, msgs: pd.DataFra
     theirs = events[~events["mine"] & events["contact"].isin(judged)]
     mine = events[events["mine"] & events["contact"].isin(judged)]
     n = t["from_them"].clip(lower=1)
-    threaded = bool(msgs["parent_id"].notna().any()) and received_complete
+    threaded = "vanishes" not in unjudged  # replies can be seen, and their absence
 
     # vanishes: their requests I answered, after which they wrote nothing more in that thread
     helped = theirs[theirs["request"] & theirs["counts"] & theirs["replied"]
@@ -587,7 +587,7 @@ def _flags(store: Store, t: pd.DataFrame, events: pd.DataFrame, msgs: pd.DataFra
                 "their_offers", "my_offers", "they_answered", "i_answered"):
         t[f"whole_{col}"] = whole[col].reindex(t.index, fill_value=0)
     t["whole_busiest"] = (whole["addressed"] + whole["direct_from_them"]).max()
-    for pattern in unseen_patterns(threaded, received_complete):
+    for pattern in unjudged:
         masks[pattern] = pd.Series(False, index=t.index)
     # An ally is mutual: anyone who also takes more than gives in some way is not one.
     masks["ally"] &= ~pd.concat([masks[p] for p in NEGATIVE], axis=1).any(axis=1)
