@@ -126,9 +126,11 @@ def corpus_store(shared: Path, name: str, cache: Path) -> Path:
 
 
 def corpus_frame(shared: Path, name: str, cache: Path) -> pd.DataFrame:
-    """Every message of a shared corpus as model input (one row per Message-ID)."""
+    """Every message of a shared corpus as model input (one row per Message-ID); not the
+    originals recovered from replies' quotes (mailnet.quoted): they are not the corpus's
+    messages, and a weak label by corpus would be theirs too."""
     with Store(corpus_store(shared, name, cache)) as store:
-        frame = message_frame(store)
+        frame = message_frame(store, "WHERE NOT m.recovered")
     frame = frame.drop_duplicates("message_id").reset_index(drop=True)
     frame["corpus"] = name
     return frame
