@@ -387,9 +387,11 @@ for n, day in enumerate(range(12, 365, 30)):
                me("thanks", thanks_text))
 for day, subject in ((400, "Busy months"), (520, "Still here"), (580, "Summer"),
                      (700, "End of year")):
+    # Small talk, no proposal in it: "Let's catch up one of these days" and its "Yes"
+    # read as an ask to meet and its acceptance under the labelling guide.
     thread("noor", day, subject, them("", "Busy months here, no news really. Talk soon."),
-           me("", "Same here. Let's catch up one of these days."),
-           them("", "Yes, one of these days."))
+           me("", "Same here, all quiet."),
+           them("", "All quiet here too."))
 # --- a favour you never returned ----------------------------------------------------------
 NOAH = [
     (120, "Grafana dashboards", "Could you send me the Grafana dashboards you built for the "

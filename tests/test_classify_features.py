@@ -13,8 +13,10 @@ from mailnet.classify import (
     META_FEATURES,
     THREAD_OTHERS,
     MessageFeatures,
+    content_sentences,
     load_model,
     message_frame,
+    save_model,
     words,
 )
 from mailnet.ingest import import_sources
@@ -62,7 +64,7 @@ def _store_with(tmp_path: Path, messages: dict[str, bytes]) -> pd.DataFrame:
 def _automated_features(frame: pd.DataFrame) -> pd.DataFrame:
     model = load_model()
     features: MessageFeatures = model.pipeline.named_steps["features"]
-    _, meta = features._parts(frame[list(COLUMNS)])
+    _, meta, _ = features._parts(frame[list(COLUMNS)])
     names = ["sender_automated", "auto_submitted", "auto_subject", "auto_text"]
     return pd.DataFrame(meta[:, [META_FEATURES.index(n) for n in names]], columns=names,
                         index=frame.index)
@@ -110,3 +112,35 @@ def test_a_thanks_sign_off_is_not_gratitude_and_a_typo_is(text: str, grateful: b
            "auto_submitted": ""}
     tags = model.tags(model.probabilities(pd.DataFrame([row], columns=list(COLUMNS))))[0]
     assert ("thanks" in tags) == grateful, tags
+
+
+def test_salutation_and_sign_off_name_are_not_read_but_a_closing_thanks_is() -> None:
+    assert content_sentences("Hi Sam,\n\nHere's the curry recipe.\n\nInes") == [
+        "Here's the curry recipe."]
+    assert content_sentences("Patrice,\n\nPlease call me.\n\n-- Jim Smith") == [
+        "Please call me."]
+    assert content_sentences("Could you look?\n\nThanks,\nBob") == [
+        "Could you look?", "Thanks,\nBob"]
+    assert content_sentences("Yes\n\nSam") == ["Yes"]
+    assert content_sentences("Here it is.") == ["Here it is."]
+
+
+def test_text_in_other_scripts_is_not_read_as_question_marks() -> None:
+    features = load_model().pipeline.named_steps["features"]
+    frame = pd.DataFrame([{"subject": "RE: patch", "new_text": "Got it.\n\n本信件可能包含機密資訊",
+                           "is_reply": 1, "list_id": "", "precedence": "", "thread_role": 0,
+                           "from_addr": "a@b.example", "auto_submitted": ""}])
+    _, meta, _ = features._parts(frame[list(COLUMNS)])
+    assert meta[0, META_FEATURES.index("questions")] == 0.0
+
+
+def test_the_same_model_saved_twice_has_the_same_version(tmp_path: Path) -> None:
+    """skops names arrays by id() and dates zip entries; the version must not see it."""
+    model = load_model()
+    first = save_model(model.pipeline, {"name": "m"}, tmp_path / "a")
+    second = save_model(model.pipeline, {"name": "m"}, tmp_path / "b")
+    assert first.version == second.version
+    assert (tmp_path / "a" / "intent.skops").read_bytes() == \
+        (tmp_path / "b" / "intent.skops").read_bytes()
+    assert load_model(tmp_path / "b").pipeline[-1].thresholds_.tolist() == \
+        model.pipeline[-1].thresholds_.tolist()

@@ -17,8 +17,10 @@ to trust (:data:`TRUSTED_TYPES`): a model file cannot run code when loaded.
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import hashlib
+import io
 import json
 import math
 import os
@@ -113,6 +115,8 @@ _AUTO_TEXT = re.compile(
 _AUTO_SENDER = re.compile(r"(?:mailer[-_.]?daemon|postmaster|auto[-_.]?(?:reply|responder)"
                           r"|bounces?|.*-bounces|jenkins|buildbot|ci|daemon)(?:[+@]|$)",
                           re.IGNORECASE)
+# A reply's subject: Re:, and its Outlook translations (AW:, SV:, Antw:, RIF:, YNT:).
+_REPLY_SUBJECT = re.compile(r"\s*(?:re|aw|sv|antw|rif|ynt)\s*(?:\[\d+\])?\s*:", re.IGNORECASE)
 _URL = re.compile(r"https?://|www\.")
 _MONEY = re.compile(r"[$€£]\s?\d|\d\s?(?:usd|eur|dollars)\b", re.IGNORECASE)
 
@@ -126,6 +130,28 @@ def split_sentences(text: str) -> list[str]:
     """Sentences (or lines that stand alone) of a text, at most :data:`MAX_SENTENCES`."""
     parts = [s for s in _SENTENCE_END.split(text[:MAX_CHARS]) if s and not s.isspace()]
     return parts[:MAX_SENTENCES]
+
+
+# A salutation ("Hi Sam,", "Dear all") or a lone sign-off name ("Ines", "Jammy Huang") as a
+# sentence of its own: it says who writes to whom, not what they want, and the names in it
+# are memorised (a greeting of one list's regular reads as that list's kind of message).
+_GREETING = re.compile(r"\s*(?:hi|hello|hey|dear|hallo|hola|bonjour|greetings|good (?:morning"
+                       r"|afternoon|evening))\b[^\n.!?]{0,40}\s*$", re.IGNORECASE)
+_NAME_ONLY = re.compile(r"\s*(?:[-~]+\s*)?(?!(?i:thanks?|thx|ty|cheers|yes|no|ok|okay|sure|done"
+                        r"|great|agreed|regards|best|congrats|sorry|please)\b)"
+                        r"[A-Z][\w'-]*\.?(?:\s+[A-Z][\w'-]*\.?){0,2}(,?)\s*$")
+
+
+def content_sentences(text: str) -> list[str]:
+    """The sentences of a message (:func:`split_sentences`) without its opening salutation
+    and its closing name line."""
+    parts = split_sentences(text)
+    first = _NAME_ONLY.match(parts[0]) if parts else None
+    if parts and (_GREETING.match(parts[0]) or (first and first.group(1))):  # "Patrice,"
+        parts = parts[1:]
+    if parts and _NAME_ONLY.match(parts[-1]):
+        parts = parts[:-1]
+    return parts
 
 
 def words(sentence: str) -> list[str]:
@@ -250,6 +276,51 @@ class SentenceModel(_CachedLookup, ClassifierMixin, BaseEstimator):
         return (self.decision_function(sentences) > 0).astype(int)
 
 
+class LsaModel(_CachedLookup, TransformerMixin, BaseEstimator):
+    """Latent semantic analysis learned from unlabelled mail: a message's n-grams
+    (:func:`ngrams` of its sentences) as TF-IDF, projected on the top singular
+    vectors of the unlabelled messages' TF-IDF matrix.
+
+    Fitted on its own data (texts, no labels) and used inside the message model
+    as a fitted component, like :class:`SentenceModel`: words that never occur in
+    a labelled message still land near the labelled words they share mail with.
+    """
+
+    def __init__(self, n_components: int = 100, min_df: int = 5,
+                 max_features: int = 20000, random_state: int = 0) -> None:
+        self.n_components = n_components
+        self.min_df = min_df
+        self.max_features = max_features
+        self.random_state = random_state
+
+    @staticmethod
+    def _grams(text: str) -> list[str]:
+        return [g for sentence in split_sentences(text) for g in ngrams(sentence)]
+
+    def fit(self, texts: Sequence[str], y: Any = None) -> LsaModel:
+        from sklearn.decomposition import TruncatedSVD
+
+        grams = [self._grams(t) for t in texts]
+        self.terms_ = _vocabulary(grams, self.min_df, self.max_features)
+        self.__dict__.pop("_lookup", None)
+        get = self.vocabulary().get
+        counts = _counts([np.fromiter((get(g, -1) for g in doc), dtype=np.int64, count=len(doc))
+                          for doc in grams], len(self.terms_))
+        self.idf_ = _idf(counts)
+        svd = TruncatedSVD(self.n_components, random_state=self.random_state)
+        svd.fit(_tfidf(counts, self.idf_))
+        self.components_ = svd.components_.astype(np.float32)  # float32 halves the file
+        return self
+
+    def vocabulary(self) -> dict[str, int]:
+        return self._cached(lambda: {t: i for i, t in enumerate(self.terms_.tolist())})
+
+    def project(self, counts: sp.csr_matrix) -> np.ndarray:
+        """Unit-length LSA coordinates of message rows of counts over this vocabulary."""
+        z = _tfidf(counts, self.idf_) @ self.components_.T
+        return normalize(np.asarray(z, dtype=float))
+
+
 # --- message features --------------------------------------------------------
 
 META_FEATURES = (
@@ -264,13 +335,19 @@ META_FEATURES = (
 )  # new ones go last: a model fitted before them reads the ones it knows (see transform)
 
 
+# A character outside Latin-1 becomes one SUB byte when counting: not a "?", which the
+# "replace" handler writes, so a Chinese disclaimer is not a hundred questions.
+_NOT_LATIN1 = "mailnet.not-latin1"
+codecs.register_error(_NOT_LATIN1, lambda err: ("\x1a" * (err.end - err.start), err.end))
+
+
 def _char_counts(texts: Sequence[str]) -> dict[str, np.ndarray]:
     """Per text: characters, upper-case and lower-case ASCII letters, digits, '?' and '!'.
 
     Counted over all texts at once on one byte buffer: a loop over characters
     in Python would cost more than the rest of the model.
     """
-    joined = "\x00".join(texts).encode("latin-1", "replace")
+    joined = "\x00".join(texts).encode("latin-1", _NOT_LATIN1)
     b = np.frombuffer(joined, dtype=np.uint8)
     lengths = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
     owner = np.repeat(np.arange(len(texts)), lengths + 1)[: len(b)]
@@ -314,21 +391,29 @@ class MessageFeatures(_CachedLookup, TransformerMixin, BaseEstimator):
 
     def __init__(self, sentence_model: SentenceModel | None = None,
                  thanks_model: SentenceModel | None = None, min_df: int = 2,
-                 max_features: int = 60000, meta_weight: float = 0.3) -> None:
+                 max_features: int = 60000, meta_weight: float = 0.3,
+                 lsa_model: LsaModel | None = None, lsa_weight: float = 1.0) -> None:
         self.sentence_model = sentence_model
         self.thanks_model = thanks_model
         self.min_df = min_df
         self.max_features = max_features
         self.meta_weight = meta_weight
+        self.lsa_model = lsa_model
+        self.lsa_weight = lsa_weight
+
+    def _lsa(self) -> LsaModel | None:
+        return getattr(self, "lsa_model", None)  # a model saved before LSA has none
 
     @staticmethod
     def _segments(subject: str, text: str) -> tuple[list[str], list[list[str]]]:
-        """A message's subject n-grams (marked s:) and the n-grams of each of its sentences.
+        """A message's subject n-grams (marked s:, or r: in a reply, whose subject is
+        someone else's words) and the n-grams of each of its sentences.
 
         The first and last sentence's n-grams are features of their own too
         (marked f: and l:); :meth:`_parts` maps them by id, not by string.
         """
-        return ["s:" + g for g in ngrams(subject)], [ngrams(s) for s in split_sentences(text)]
+        mark = "r:" if _REPLY_SUBJECT.match(subject) else "s:"
+        return [mark + g for g in ngrams(subject)], [ngrams(s) for s in content_sentences(text)]
 
     def fit(self, frame: pd.DataFrame, y: Any = None) -> MessageFeatures:
         check_is_fitted(self.sentence_model)
@@ -341,7 +426,7 @@ class MessageFeatures(_CachedLookup, TransformerMixin, BaseEstimator):
             docs.append(marked + [g for sent in body for g in sent])
         self.terms_ = _vocabulary(docs, self.min_df, self.max_features)
         self.__dict__.pop("_lookup", None)
-        counts, meta = self._parts(frame)
+        counts, meta, _ = self._parts(frame)
         self.idf_ = _idf(counts)
         self.meta_mean_ = meta.mean(axis=0)
         self.meta_scale_ = meta.std(axis=0) + 1e-6
@@ -349,19 +434,20 @@ class MessageFeatures(_CachedLookup, TransformerMixin, BaseEstimator):
 
     def _build_lookup(self) -> dict[str, Any]:
         """One dict lookup per n-gram serves every vocabulary: term → global id, and
-        arrays from global id to the message, request and thanks column and to the
+        arrays from global id to the message, request, thanks and LSA column and to the
         message column of the same n-gram in a first (f:) or last (l:) sentence
         (-1: absent)."""
         mine = {t: i for i, t in enumerate(self.terms_.tolist())}
         request, thanks = self.sentence_model.vocabulary(), self.thanks_model.vocabulary()
+        lsa = self._lsa().vocabulary() if self._lsa() is not None else {}
         placed = {t[2:] for t in mine if t[:2] in ("f:", "l:")}
         ids = {g: i for i, g in enumerate(sorted(
-            mine.keys() | request.keys() | thanks.keys() | placed))}
-        names = ("msg_col", "sent_col", "thanks_col", "first_col", "last_col")
+            mine.keys() | request.keys() | thanks.keys() | placed | lsa.keys()))}
+        names = ("msg_col", "sent_col", "thanks_col", "first_col", "last_col", "lsa_col")
         cols = {name: np.full(len(ids) + 1, -1) for name in names}
         for g, i in ids.items():
             cols["msg_col"][i], cols["sent_col"][i] = mine.get(g, -1), request.get(g, -1)
-            cols["thanks_col"][i] = thanks.get(g, -1)
+            cols["thanks_col"][i], cols["lsa_col"][i] = thanks.get(g, -1), lsa.get(g, -1)
             cols["first_col"][i] = mine.get("f:" + g, -1)
             cols["last_col"][i] = mine.get("l:" + g, -1)
         return {"ids": ids, **cols}
@@ -370,7 +456,9 @@ class MessageFeatures(_CachedLookup, TransformerMixin, BaseEstimator):
         """Build the lookup now (a few tenths of a second), e.g. once before forking workers."""
         self._cached(self._build_lookup)
 
-    def _parts(self, frame: pd.DataFrame) -> tuple[sp.csr_matrix, np.ndarray]:
+    def _parts(self, frame: pd.DataFrame) -> tuple[sp.csr_matrix, np.ndarray, np.ndarray]:
+        """The message n-gram counts, the meta features and the LSA coordinates (no
+        columns without an LSA model) of each message of `frame`."""
         lookup = self._cached(self._build_lookup)
         get, unknown = lookup["ids"].get, len(lookup["ids"])
         flat: list[int] = []
@@ -419,7 +507,10 @@ class MessageFeatures(_CachedLookup, TransformerMixin, BaseEstimator):
         q = lookup["ids"].get("?", -2)
         asks = np.bincount(sentence_row[in_sentence], weights=gids[in_sentence] == q,
                            minlength=n_sentences) > 0
-        return counts, self._meta(frame, owner[is_sentence], scores, thanks, asks)
+        lsa = self._lsa()
+        coords = np.zeros((n, 0)) if lsa is None else lsa.project(_coo_counts(
+            gram_owner[in_sentence], lookup["lsa_col"][gids[in_sentence]], n, len(lsa.terms_)))
+        return counts, self._meta(frame, owner[is_sentence], scores, thanks, asks), coords
 
     @staticmethod
     def _meta(frame: pd.DataFrame, owner: np.ndarray, scores: np.ndarray, thanks: np.ndarray,
@@ -479,10 +570,11 @@ class MessageFeatures(_CachedLookup, TransformerMixin, BaseEstimator):
 
     def transform(self, frame: pd.DataFrame) -> sp.csr_matrix:
         check_is_fitted(self)
-        counts, meta = self._parts(frame)
+        counts, meta, coords = self._parts(frame)
         meta = meta[:, :len(self.meta_mean_)]  # a model saved before the last features: fewer
         meta = (meta - self.meta_mean_) / self.meta_scale_ * self.meta_weight
-        return sp.hstack([_tfidf(counts, self.idf_), sp.csr_matrix(meta)], format="csr")
+        return sp.hstack([_tfidf(counts, self.idf_), sp.csr_matrix(meta),
+                          sp.csr_matrix(coords * self.lsa_weight)], format="csr")
 
 
 # --- per-tag classifier ------------------------------------------------------
@@ -575,9 +667,11 @@ class PerTagClassifier(ClassifierMixin, BaseEstimator):
 
 
 def make_pipeline(sentence_model: SentenceModel, thanks_model: SentenceModel,
-                  C: float | Sequence[float] = 64.0) -> Pipeline:
+                  C: float | Sequence[float] = 64.0, lsa_model: LsaModel | None = None,
+                  ) -> Pipeline:
     """The message model: features then per-tag classifiers."""
-    return Pipeline([("features", MessageFeatures(sentence_model, thanks_model)),
+    return Pipeline([("features", MessageFeatures(sentence_model, thanks_model,
+                                                  lsa_model=lsa_model)),
                      ("tags", PerTagClassifier(C=C))])
 
 
@@ -585,6 +679,7 @@ def make_pipeline(sentence_model: SentenceModel, thanks_model: SentenceModel,
 
 # Everything a mailnet model file may contain beyond what skops trusts by default.
 TRUSTED_TYPES = [
+    "mailnet.classify.LsaModel",
     "mailnet.classify.MessageFeatures",
     "mailnet.classify.PerTagClassifier",
     "mailnet.classify.SentenceModel",
@@ -639,7 +734,7 @@ def save_model(pipeline: Pipeline, card: dict[str, Any], directory: Path) -> Int
     import skops.io as sio
 
     private_dir(directory)
-    data = sio.dumps(pipeline, compression=zipfile.ZIP_DEFLATED)
+    data = _reproducible(sio.dumps(pipeline, compression=zipfile.ZIP_DEFLATED))
     untrusted = set(sio.get_untrusted_types(data=data)) - set(TRUSTED_TYPES)
     if untrusted:  # a type added to the pipeline without adding it to the trusted list
         raise ModelError(f"model holds types missing from TRUSTED_TYPES: {sorted(untrusted)}")
@@ -647,7 +742,8 @@ def save_model(pipeline: Pipeline, card: dict[str, Any], directory: Path) -> Int
     card = {**card, "version": f"{card.get('name', 'model')}-{digest}",
             "thresholds": dict(zip(TAGS, pipeline[-1].thresholds_.tolist(), strict=True)),
             "model_file": MODEL_FILE, "model_bytes": len(data)}
-    files = {MODEL_FILE: data, CARD_JSON: (json.dumps(card, indent=2) + "\n").encode(),
+    files = {MODEL_FILE: data,  # no NaN in the JSON card: a set without a tag has null
+             CARD_JSON: (json.dumps(card, indent=2, allow_nan=False) + "\n").encode(),
              CARD_MD: render_card(card).encode()}
     for name, content in files.items():
         with tempfile.NamedTemporaryFile(dir=directory, delete=False, suffix=".part") as tmp:
@@ -655,6 +751,37 @@ def save_model(pipeline: Pipeline, card: dict[str, Any], directory: Path) -> Int
         Path(tmp.name).chmod(FILE_MODE)  # a model is learnt from the user's mail
         Path(tmp.name).replace(directory / name)
     return IntentModel(pipeline, card)
+
+
+_SKOPS_ID = re.compile(r'("__id__": |"file": ")(\d+)')
+
+
+def _reproducible(data: bytes) -> bytes:
+    """The zip file skops wrote, made the same for the same model on every build.
+
+    skops names nodes and array files by the Python id() of objects and dates
+    every entry with the time of saving; the version (a hash of these bytes)
+    must not depend on either. Ids are renumbered in order of appearance, the
+    entries dated 1980-01-01 and sorted by name.
+    """
+    with zipfile.ZipFile(io.BytesIO(data)) as src:
+        schema = src.read("schema.json").decode("utf-8")
+        ids: dict[str, str] = {}
+        schema = _SKOPS_ID.sub(lambda m: m.group(1) + ids.setdefault(m.group(2), str(len(ids))),
+                               schema)
+        entries = {"schema.json": schema.encode("utf-8")}
+        for info in src.infolist():
+            stem, dot, ext = info.filename.partition(".")
+            if info.filename != "schema.json":
+                entries[ids.get(stem, stem) + dot + ext] = src.read(info)
+        compression = src.infolist()[0].compress_type
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as dst:
+        for name in sorted(entries):
+            entry = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+            entry.compress_type = compression
+            dst.writestr(entry, entries[name])
+    return out.getvalue()
 
 
 def load_model(path: Path | None = None) -> IntentModel:
@@ -712,7 +839,7 @@ def render_card(card: dict[str, Any]) -> str:
         for tag, m in report["tags"].items():
             lines.append(f"| {tag} | {m['precision']:.3f} | {m['recall']:.3f} | "
                          f"{m['f1']:.3f} | {m['support']} |")
-        if "macro_f1" in report:
+        if report.get("macro_f1") is not None:
             lines.append(f"| **macro** | | | **{report['macro_f1']:.3f}** | |")
     if card.get("leave_one_source_out"):
         lines += _loso_table(card["leave_one_source_out"])
@@ -737,7 +864,7 @@ def _loso_table(rows: list[dict[str, Any]]) -> list[str]:
     for row in rows:
         cells = [f"{m['f1']:.3f} ({m['precision']:.2f}/{m['recall']:.2f}, n={m['support']})"
                  if (m := row["tags"].get(t)) else "–" for t in TAGS]
-        macro = "– (no tags)" if math.isnan(row["macro_f1"]) else f"{row['macro_f1']:.3f}"
+        macro = "– (no tags)" if row["macro_f1"] is None else f"{row['macro_f1']:.3f}"
         lines.append(f"| {row['set']} | {row['messages']} | {macro} | "
                      + " | ".join(cells) + " |")
     lines += ["", "Cells: F1 (precision/recall, n = messages with the tag)."]
