@@ -13,6 +13,11 @@ and prune precision (of the judged contacts `mailnet prune` lists, the share a
 reader would let go). Rules and thresholds are tuned on the TUNING mailboxes
 only; the HELD_OUT ones are printed only with --held-out. Targets (held out):
 flag precision ≥ 0.80, recall ≥ 0.60, prune precision ≥ 0.80.
+
+Where a second reader judged some of a mailbox's contacts again, blind
+(training/judged/second/OWNER.csv), it also prints how far the two readers agree
+(the second held against the first, in the same measures: what people agree on
+is the ceiling for mailnet) and mailnet against each reader on those contacts.
 """
 
 from __future__ import annotations
@@ -78,7 +83,17 @@ def store_for(owner: str, cache: Path) -> tuple[Path, Path]:
     return db, config
 
 
-def judged(path: Path) -> dict[str, dict[str, object]]:
+@dataclass(frozen=True)
+class Verdict:
+    """What one side says of a contact: the patterns it assigns, and whether to let go."""
+    patterns: frozenset[str]
+    prune: bool
+
+
+Judgement = dict[str, object]
+
+
+def judged(path: Path) -> dict[str, Judgement]:
     with path.open(newline="", encoding="utf-8") as f:
         return {r["contact"].strip().lower(): {
             "kind": r["kind"].strip(), "patterns": set(r["patterns"].split()),
@@ -86,28 +101,58 @@ def judged(path: Path) -> dict[str, dict[str, object]]:
             "prune": r["prune"].strip().lower() == "yes"} for r in csv.DictReader(f)}
 
 
-def score(owner: str, truth: dict[str, dict[str, object]], cache: Path,
-          verbose: bool) -> Score:
+def mailnet_verdicts(owner: str, cache: Path) -> tuple[dict[str, Verdict], str]:
+    """mailnet's flags and prune list for the owner's mailbox; and its judged period."""
     db, config_path = store_for(owner, cache)
     config = load_config(config_path, db=db)
     with Store(db) as store:
         ledger = build_ledger(store, config, Window())
     pruned = set(prune_candidates(ledger).index)
+    verdicts = {c: Verdict(frozenset(f.pattern for f in ledger.flags.get(c, [])), c in pruned)
+                for c in ledger.table.index}
+    return verdicts, ledger.coverage.describe()
+
+
+def reader_verdicts(truth: dict[str, Judgement]) -> dict[str, Verdict]:
+    """A reader's judgements as verdicts, to hold one reader against another."""
+    return {c: Verdict(frozenset(t["patterns"] if t["kind"] == "person" else ()), bool(t["prune"]))
+            for c, t in truth.items()}
+
+
+def score(truth: dict[str, Judgement], verdicts: dict[str, Verdict], verbose: bool,
+          unjudgeable: dict[str, set[str]] | None = None) -> Score:
+    """Verdicts against a reader's judgements; `unjudgeable` adds patterns to skip per
+    contact (when two readers are compared, what either could not judge)."""
     s = Score(contacts=len(truth))
+    none = Verdict(frozenset(), False)
     for contact, t in truth.items():
-        made = {f.pattern for f in ledger.flags.get(contact, [])} - t["unjudgeable"]
-        wanted = set() if t["kind"] != "person" else t["patterns"] - t["unjudgeable"]
+        skip = t["unjudgeable"] | (unjudgeable or {}).get(contact, set())
+        v = verdicts.get(contact, none)
+        made = set(v.patterns) - skip
+        wanted = set() if t["kind"] != "person" else t["patterns"] - skip
         s.flags_made += len(made)
         s.flags_judged += len(wanted)
         s.flags_right += len(made & wanted)
-        if contact in pruned:
+        if v.prune:
             s.pruned += 1
             s.pruned_right += bool(t["prune"])
-        if verbose and (made != wanted or (contact in pruned) != t["prune"]):
-            print(f"  {contact}: mailnet {sorted(made)} reader {sorted(wanted)} "
-                  f"prune {contact in pruned}/{t['prune']}")
-    print(f"  {ledger.coverage.describe()}")
+        if verbose and (made != wanted or v.prune != t["prune"]):
+            print(f"  {contact}: made {sorted(made)} reader {sorted(wanted)} "
+                  f"prune {v.prune}/{t['prune']}")
     return s
+
+
+def agreement(first: dict[str, Judgement], second: dict[str, Judgement],
+              mailnet: dict[str, Verdict], verbose: bool) -> dict[str, Score]:
+    """On the contacts both readers judged: the second reader held against the first (what
+    people agree on: the ceiling for mailnet), and mailnet against each of them."""
+    common = sorted(first.keys() & second.keys())
+    one = {c: first[c] for c in common}
+    two = {c: second[c] for c in common}
+    either = {c: first[c]["unjudgeable"] | second[c]["unjudgeable"] for c in common}
+    return {"reader 2 vs 1": score(one, reader_verdicts(two), verbose, either),
+            "mailnet vs 1": score(one, mailnet, verbose, either),
+            "mailnet vs 2": score(two, mailnet, verbose, either)}
 
 
 def main() -> None:
@@ -120,28 +165,42 @@ def main() -> None:
     parser.add_argument("-v", "--verbose", action="store_true", help="list every disagreement")
     args = parser.parse_args()
     owners = [*TUNING, *(HELD_OUT if args.held_out else ())]
-    print(f"{'mailbox':<10} {'set':<9} {'judged':>6} {'flag precision':>16} "
-          f"{'flag recall':>16} {'prune precision':>16}")
-    pooled = {"tuning": Score(), "held out": Score()}
+    _line("mailbox", "set", "judged", "flag precision", "flag recall", "prune precision")
+    pooled: dict[str, Score] = {}
+    agreed: dict[tuple[str, str], Score] = {}
     for owner in owners:
         path = args.judged / f"{owner}.csv"
         if not path.exists():
             print(f"{owner:<10} no judged file ({path})")
             continue
-        s = score(owner, judged(path), args.cache, args.verbose)
         role = "tuning" if owner in TUNING else "held out"
-        _line(owner, role, s)
-        pooled[role] = pooled[role] + s
+        first = judged(path)
+        verdicts, period = mailnet_verdicts(owner, args.cache)
+        s = score(first, verdicts, args.verbose)
+        print(f"  {period}")
+        _score_line(owner, role, s)
+        pooled[role] = pooled.get(role, Score()) + s
+        second = args.judged / "second" / f"{owner}.csv"
+        if second.exists():
+            for compared, a in agreement(first, judged(second), verdicts,
+                                         args.verbose).items():
+                agreed[role, compared] = agreed.get((role, compared), Score()) + a
     for role, s in pooled.items():
-        if s.contacts:
-            _line("all", role, s)
+        _score_line("all", role, s)
+    if agreed:
+        print("\ntwo readers (training/judged/second/), on the contacts both judged:")
+        for (role, compared), s in agreed.items():
+            _score_line(role, compared, s)
 
 
-def _line(name: str, role: str, s: Score) -> None:
-    print(f"{name:<10} {role:<9} {s.contacts:>6} "
-          f"{Score.share(s.flags_right, s.flags_made):>16} "
-          f"{Score.share(s.flags_right, s.flags_judged):>16} "
-          f"{Score.share(s.pruned_right, s.pruned):>16}")
+def _score_line(name: str, role: str, s: Score) -> None:
+    _line(name, role, str(s.contacts), Score.share(s.flags_right, s.flags_made),
+          Score.share(s.flags_right, s.flags_judged), Score.share(s.pruned_right, s.pruned))
+
+
+def _line(*cells: str) -> None:
+    name, role, *figures = cells
+    print(f"{name:<10} {role:<14} " + " ".join(f"{c:>16}" for c in figures))
 
 
 if __name__ == "__main__":
