@@ -725,13 +725,17 @@ def select(ledger: Ledger, *, patterns: tuple[str, ...] = (), contact: str | Non
 
 def bulk_pitches(ledger: Ledger) -> pd.Series:
     """Per contact: a bulk sender from outside my own domains whose mail is nearly all
-    pitches (my organisation's announcements are not, whatever their wording)."""
+    pitches, and as many as make a person `only_sales` (one message is no pattern); my
+    organisation's announcements are not pitches, whatever their wording."""
     t, events = ledger.table, ledger.events
     theirs = events[~events["mine"]]
-    pitches = theirs.groupby("contact")["sales"].mean().reindex(t.index, fill_value=0)
+    sales = theirs.groupby("contact")["sales"]
+    pitches = sales.mean().reindex(t.index, fill_value=0)
+    enough = sales.sum().reindex(t.index, fill_value=0) >= ledger.settings.only_sales_min
     mine = set(events.loc[events["mine"], "from_addr"].str.rsplit("@", n=1).str[-1])
     outside = ~pd.Series(t.index, index=t.index).str.rsplit("@", n=1).str[-1].isin(mine)
-    return (t["kind"] == "bulk") & (pitches >= ledger.settings.only_sales_share) & outside
+    return (t["kind"] == "bulk") & (pitches >= ledger.settings.only_sales_share) & enough \
+        & outside
 
 
 def prune_candidates(ledger: Ledger) -> pd.DataFrame:
