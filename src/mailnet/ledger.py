@@ -368,6 +368,9 @@ def build_ledger(store: Store, config: Config, window: Window | None = None,
         in_window &= msgs["date"] >= _utc(window.since)
     msgs_in = msgs[in_window]
     events = _events(ex.links, msgs_in, ex.me)
+    if not ex.me:
+        raise ReportError("mailnet cannot tell which mail is yours: name your addresses in "
+                          "the config's [identity] addresses, or import your Sent folder too")
     if events.empty:
         first, last = msgs["date"].min(), msgs["date"].max()
         held = f"; the store holds mail from {first:%Y-%m-%d} to {last:%Y-%m-%d}" \
