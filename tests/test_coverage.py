@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+
+from mailnet.store import Store
+from report_fixtures import tag_by_hand
 
 from conftest import make_message
 
@@ -188,3 +193,28 @@ def test_one_to_one_mailers_are_bulk_by_their_footer_or_host(cli, tmp_path) -> N
     assert kinds["forecast@weather.example"] == "bulk"
     assert kinds["arsystem@mailman.corp.example"] == "bulk"
     assert kinds["ann@corp.example"] == "person"
+
+
+def test_a_one_off_pitch_is_no_pattern_for_the_prune_list(cli, tmp_path) -> None:
+    """A mailer pruned as "nearly all pitches" needs as many pitches as a person's
+    only_sales: a single stray message (a public letter, a one-off ad) is no pattern."""
+    root = tmp_path / "mail"
+    write(root / "Sent", "s", make_message(ME, "Ann <ann@corp.example>", subject="Plan",
+                                           message_id="<s@x>", date=START))
+    senders = {"deals@fares.example": 3, "once@promo.example": 1}
+    pitches = []
+    for sender, n in senders.items():
+        for k in range(n):
+            mid = f"<{sender.split('@')[0]}{k}@x>"
+            pitches.append(mid.strip("<>"))
+            write(root / "INBOX", mid.strip("<>"), make_message(
+                f"Deals <{sender}>", ", ".join([ME, *(f"p{i}@corp.example" for i in range(8))]),
+                subject=f"Fares from $99 ({k})", text="Book now.\n", message_id=mid,
+                date=START + timedelta(days=k + 1)))
+    assert cli("import", str(root)).exit_code == 0
+    with Store(cli.db) as store:
+        assert tag_by_hand(store, {mid: ("sales",) for mid in pitches}) == 4
+    result = cli("prune")
+    assert result.exit_code == 0, result.output
+    pruned = {row["contact"] for row in csv.DictReader(io.StringIO(result.output))}
+    assert pruned == {"deals@fares.example"}

@@ -11,7 +11,7 @@ import pytest
 
 from mailnet.addresses import Address
 from mailnet.newtext import split_reply
-from mailnet.quoted import read_quoted, resolve
+from mailnet.quoted import read_quoted, resolve, with_resolved
 
 from conftest import make_message
 
@@ -137,3 +137,11 @@ def test_replies_with_headers_and_unknown_quoted_senders_recover_nothing(cli,
     assert cli("import", str(tmp_path / "mail")).exit_code == 0
     db = sqlite3.connect(cli.db)
     assert db.execute("SELECT count(*) FROM messages WHERE recovered").fetchone()[0] == 0
+
+
+def test_a_quoted_senders_name_stops_where_its_address_starts() -> None:
+    body = OUTLOOK.replace("From: \tLee, Ann", "From: \tAnn Lee [mailto:ann.lee@corp.example]")
+    q = read_quoted(split_reply(body)[1])
+    assert q is not None
+    who = with_resolved(q, PEOPLE)
+    assert who is not None and who[0] == Address("Ann Lee", "ann.lee@corp.example")

@@ -18,6 +18,8 @@ from mailnet.ledger import COLUMNS, LABELS, NEGATIVE
 from mailnet.store import Store
 from report_fixtures import EXPECTED, SAMPLE, make_sample, sample_store, tag_by_hand
 
+from conftest import make_message
+
 AS_OF = ["--as-of", "2025-01-15"]
 
 @pytest.fixture(scope="module")
@@ -214,6 +216,20 @@ def test_bad_input_is_one_clear_line(db: Path, args: list[str], message: str) ->
     assert result.exit_code == 2
     assert message in result.stderr, result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_mail_with_no_known_owner_says_whose_addresses_to_name(tmp_path: Path) -> None:
+    """A list archive imported with no Sent folder and no [identity]: nothing is mine."""
+    inbox = tmp_path / "INBOX"
+    inbox.mkdir()
+    (inbox / "a.eml").write_bytes(make_message("Ann <ann@x.example>", "list@lists.example"))
+    db = tmp_path / "m.db"
+    assert run("import", str(inbox), db=db).exit_code == 0
+    for args in (["report"], ["prune"], ["owed"]):
+        result = run(*args, db=db)
+        assert result.exit_code == 2
+        assert "[identity] addresses" in result.stderr, result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
 
 
 def test_empty_store_is_one_clear_line(tmp_path: Path) -> None:

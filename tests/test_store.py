@@ -110,3 +110,23 @@ def test_text_marks_are_kept_at_import_and_filled_in_for_an_older_store(tmp_path
     with Store(tmp_path / "m.db") as store:
         assert store.schema_version == SCHEMA_VERSION
     assert marks() == expected
+
+
+def test_migration_8_reads_recovered_names_up_to_their_address(tmp_path: Path) -> None:
+    with Store(tmp_path / "m.db") as store:
+        store.add_messages([parsed(make_message(message_id="<k@x>"))])
+    db = sqlite3.connect(tmp_path / "m.db")
+    db.executescript(
+        "UPDATE messages SET recovered = 1, from_name = 'Ann Lee [mailto:ann.lee'; "
+        "INSERT INTO messages (message_id, content_hash, date, from_name, from_addr, subject, "
+        "refs, list_id, list_post, list_unsubscribe, precedence, auto_submitted, is_bulk, "
+        "size, new_text, source, folder, position) SELECT 'kept@x', 'h', date, "
+        "'Bo Stone [Finance]', from_addr, subject, refs, list_id, list_post, list_unsubscribe, "
+        "precedence, auto_submitted, is_bulk, size, new_text, source, folder, 'p2' "
+        "FROM messages; PRAGMA user_version = 7;")
+    db.close()
+    with Store(tmp_path / "m.db") as store:
+        assert store.schema_version == SCHEMA_VERSION
+        names = dict(store.db.execute("SELECT message_id, from_name FROM messages"))
+    # Only recovered originals were named from a quote; a stored message keeps its name.
+    assert names == {"k@x": "Ann Lee", "kept@x": "Bo Stone [Finance]"}

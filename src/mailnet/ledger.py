@@ -368,6 +368,9 @@ def build_ledger(store: Store, config: Config, window: Window | None = None,
         in_window &= msgs["date"] >= _utc(window.since)
     msgs_in = msgs[in_window]
     events = _events(ex.links, msgs_in, ex.me)
+    if not ex.me:
+        raise ReportError("mailnet cannot tell which mail is yours: name your addresses in "
+                          "the config's [identity] addresses, or import your Sent folder too")
     if events.empty:
         first, last = msgs["date"].min(), msgs["date"].max()
         held = f"; the store holds mail from {first:%Y-%m-%d} to {last:%Y-%m-%d}" \
@@ -725,13 +728,17 @@ def select(ledger: Ledger, *, patterns: tuple[str, ...] = (), contact: str | Non
 
 def bulk_pitches(ledger: Ledger) -> pd.Series:
     """Per contact: a bulk sender from outside my own domains whose mail is nearly all
-    pitches (my organisation's announcements are not, whatever their wording)."""
+    pitches, and as many as make a person `only_sales` (one message is no pattern); my
+    organisation's announcements are not pitches, whatever their wording."""
     t, events = ledger.table, ledger.events
     theirs = events[~events["mine"]]
-    pitches = theirs.groupby("contact")["sales"].mean().reindex(t.index, fill_value=0)
+    sales = theirs.groupby("contact")["sales"]
+    pitches = sales.mean().reindex(t.index, fill_value=0)
+    enough = sales.sum().reindex(t.index, fill_value=0) >= ledger.settings.only_sales_min
     mine = set(events.loc[events["mine"], "from_addr"].str.rsplit("@", n=1).str[-1])
     outside = ~pd.Series(t.index, index=t.index).str.rsplit("@", n=1).str[-1].isin(mine)
-    return (t["kind"] == "bulk") & (pitches >= ledger.settings.only_sales_share) & outside
+    return (t["kind"] == "bulk") & (pitches >= ledger.settings.only_sales_share) & enough \
+        & outside
 
 
 def prune_candidates(ledger: Ledger) -> pd.DataFrame:

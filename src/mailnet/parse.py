@@ -22,7 +22,7 @@ import hashlib
 import re
 import unicodedata
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 
 from inscriptis import get_text
 from mailparser.dates import parse_mail_date
@@ -323,12 +323,15 @@ def parse_message(raw: RawMessage) -> ParsedMessage:
     reply_to = mailboxes("reply-to")
     sender = _unmunged(sender, reply_to, list_post)
     subject = text("subject")
-    date = parse_mail_date(headers.get("date")).value or _received_date(newest_received)
+    stamp = parse_mail_date(headers.get("date"))
+    date = stamp.value or _received_date(newest_received)
     body = body_text(msg)
     new_text, original = split_reply(body)
     new_text = new_text[:MAX_NEW_TEXT_CHARS]
     to, cc = mailboxes("to"), mailboxes("cc")
-    quoted = _recovered(original, raw.origin, headers.get("date"), date, [
+    # The sender's own clock: a quoted date is written in it, without a zone.
+    clock = timezone(timedelta(hours=float(stamp.timezone))) if stamp.value else None
+    quoted = _recovered(original, raw.origin, clock, date, [
         a for a in [sender, *to, *cc] if a]) if date and not (in_reply or references) else None
     return ParsedMessage(
         message_id=message_id,
@@ -357,20 +360,17 @@ def parse_message(raw: RawMessage) -> ParsedMessage:
     )
 
 
-def _recovered(original: list[str] | None, origin: Origin, date_header: object,
+def _recovered(original: list[str] | None, origin: Origin, clock: timezone | None,
                date: datetime, people: list[Address]) -> ParsedMessage | None:
     """The original a reply without reply headers quotes (mailnet.quoted), as a message
-    of its own: from one of the reply's own people, dated by its quoted header."""
+    of its own: from one of the reply's own people, dated by its quoted header, read
+    on the reply's `clock`."""
     q = read_quoted(original)
     who = with_resolved(q, people) if q and q.text else None
     if not who:
         return None
     sender, to, cc = who
-    try:  # the reply's own clock, for a quoted date written without a zone
-        local = email.utils.parsedate_to_datetime(str(date_header))
-    except (TypeError, ValueError, IndexError):
-        local = None
-    reply = date.astimezone(local.tzinfo) if local and local.tzinfo else date
+    reply = date.astimezone(clock) if clock else date
     when = original_date(q.date, reply).astimezone(date.tzinfo)
     text = q.text[:MAX_NEW_TEXT_CHARS]
     return ParsedMessage(

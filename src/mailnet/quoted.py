@@ -34,6 +34,9 @@ _NOTES_DATE = re.compile(r"\d{1,2}/\d{1,2}/\d{2,4}(\s+\d{1,2}:\d{2}(:\d{2})?\s*(
                          re.IGNORECASE)
 _ADDRESS = re.compile(r"[\w.+'-]+@[\w-]+(\.[\w-]+)+")
 _WORD = re.compile(r"[^\W\d_]+")
+# Where a written sender's name ends: "Lee, Ann [mailto:ann@x]", "Ann Lee/HOU/ECT@ECT",
+# "Ann Lee <ann@x>", "ann@x (Ann Lee)".
+_NAME_END = re.compile(r"[/@<(\[]")
 _HEADER_LINES = 20  # a header block (with a wrapped To: list) is no longer than this
 _MAX_TEXT = 20_000  # characters of the quoted text read
 
@@ -105,7 +108,7 @@ def resolve(name: str, candidates: list[Address]) -> Address | None:
     if address and "." in address.group(0).rpartition("@")[2]:
         found = normalise_address(address.group(0))
         return next((c for c in candidates if c.address == found), Address("", found))
-    bare = re.split(r"[/@<(\[]", name, maxsplit=1)[0]
+    bare = _NAME_END.split(name, maxsplit=1)[0]
     words = _tokens(bare)
     initials = {w[0] for w in words}
     if not words:
@@ -144,8 +147,8 @@ def with_resolved(q: Quoted, candidates: list[Address]
     sender = resolve(q.sender, candidates)
     if sender is None:
         return None
-    sender = replace(sender, name=sender.name or re.split(r"[/@<]", q.sender, maxsplit=1)[0]
-                     .strip().strip('"'))
+    sender = replace(sender, name=sender.name
+                     or _NAME_END.split(q.sender, maxsplit=1)[0].strip().strip('"'))
 
     def each(names: list[str]) -> list[Address]:
         return [w for w in (resolve(n, candidates) for n in names) if w]

@@ -142,6 +142,13 @@ _MIGRATIONS: list[str] = [
                         footer = {_FOOTER.format(text="new_text")},
                         link = {_LINK.format(text="new_text")};
     """,
+    # 8: a recovered sender's name read up to its address ("Ann Lee [mailto:ann@x" before)
+    """
+    UPDATE messages SET from_name = rtrim(substr(from_name, 1, instr(from_name, '[') - 1))
+        WHERE recovered = 1 AND instr(from_name, '[') > 0;
+    UPDATE messages SET from_name = rtrim(substr(from_name, 1, instr(from_name, '(') - 1))
+        WHERE recovered = 1 AND instr(from_name, '(') > 0;
+    """,
 ]
 _THREAD_MIGRATION = 5
 
