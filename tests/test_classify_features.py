@@ -64,7 +64,7 @@ def _store_with(tmp_path: Path, messages: dict[str, bytes]) -> pd.DataFrame:
 def _automated_features(frame: pd.DataFrame) -> pd.DataFrame:
     model = load_model()
     features: MessageFeatures = model.pipeline.named_steps["features"]
-    _, meta, _ = features._parts(frame[list(COLUMNS)])
+    _, meta = features._parts(frame[list(COLUMNS)])
     names = ["sender_automated", "auto_submitted", "auto_subject", "auto_text"]
     return pd.DataFrame(meta[:, [META_FEATURES.index(n) for n in names]], columns=names,
                         index=frame.index)
@@ -130,7 +130,7 @@ def test_text_in_other_scripts_is_not_read_as_question_marks() -> None:
     frame = pd.DataFrame([{"subject": "RE: patch", "new_text": "Got it.\n\n本信件可能包含機密資訊",
                            "is_reply": 1, "list_id": "", "precedence": "", "thread_role": 0,
                            "from_addr": "a@b.example", "auto_submitted": ""}])
-    _, meta, _ = features._parts(frame[list(COLUMNS)])
+    _, meta = features._parts(frame[list(COLUMNS)])
     assert meta[0, META_FEATURES.index("questions")] == 0.0
 
 

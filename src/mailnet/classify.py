@@ -276,51 +276,6 @@ class SentenceModel(_CachedLookup, ClassifierMixin, BaseEstimator):
         return (self.decision_function(sentences) > 0).astype(int)
 
 
-class LsaModel(_CachedLookup, TransformerMixin, BaseEstimator):
-    """Latent semantic analysis learned from unlabelled mail: a message's n-grams
-    (:func:`ngrams` of its sentences) as TF-IDF, projected on the top singular
-    vectors of the unlabelled messages' TF-IDF matrix.
-
-    Fitted on its own data (texts, no labels) and used inside the message model
-    as a fitted component, like :class:`SentenceModel`: words that never occur in
-    a labelled message still land near the labelled words they share mail with.
-    """
-
-    def __init__(self, n_components: int = 100, min_df: int = 5,
-                 max_features: int = 20000, random_state: int = 0) -> None:
-        self.n_components = n_components
-        self.min_df = min_df
-        self.max_features = max_features
-        self.random_state = random_state
-
-    @staticmethod
-    def _grams(text: str) -> list[str]:
-        return [g for sentence in split_sentences(text) for g in ngrams(sentence)]
-
-    def fit(self, texts: Sequence[str], y: Any = None) -> LsaModel:
-        from sklearn.decomposition import TruncatedSVD
-
-        grams = [self._grams(t) for t in texts]
-        self.terms_ = _vocabulary(grams, self.min_df, self.max_features)
-        self.__dict__.pop("_lookup", None)
-        get = self.vocabulary().get
-        counts = _counts([np.fromiter((get(g, -1) for g in doc), dtype=np.int64, count=len(doc))
-                          for doc in grams], len(self.terms_))
-        self.idf_ = _idf(counts)
-        svd = TruncatedSVD(self.n_components, random_state=self.random_state)
-        svd.fit(_tfidf(counts, self.idf_))
-        self.components_ = svd.components_.astype(np.float32)  # float32 halves the file
-        return self
-
-    def vocabulary(self) -> dict[str, int]:
-        return self._cached(lambda: {t: i for i, t in enumerate(self.terms_.tolist())})
-
-    def project(self, counts: sp.csr_matrix) -> np.ndarray:
-        """Unit-length LSA coordinates of message rows of counts over this vocabulary."""
-        z = _tfidf(counts, self.idf_) @ self.components_.T
-        return normalize(np.asarray(z, dtype=float))
-
-
 # --- message features --------------------------------------------------------
 
 META_FEATURES = (
@@ -391,18 +346,13 @@ class MessageFeatures(_CachedLookup, TransformerMixin, BaseEstimator):
 
     def __init__(self, sentence_model: SentenceModel | None = None,
                  thanks_model: SentenceModel | None = None, min_df: int = 2,
-                 max_features: int = 60000, meta_weight: float = 0.3,
-                 lsa_model: LsaModel | None = None, lsa_weight: float = 1.0) -> None:
+                 max_features: int = 60000, meta_weight: float = 0.3) -> None:
         self.sentence_model = sentence_model
         self.thanks_model = thanks_model
         self.min_df = min_df
         self.max_features = max_features
         self.meta_weight = meta_weight
-        self.lsa_model = lsa_model
-        self.lsa_weight = lsa_weight
 
-    def _lsa(self) -> LsaModel | None:
-        return getattr(self, "lsa_model", None)  # a model saved before LSA has none
 
     @staticmethod
     def _segments(subject: str, text: str) -> tuple[list[str], list[list[str]]]:
@@ -426,7 +376,7 @@ class MessageFeatures(_CachedLookup, TransformerMixin, BaseEstimator):
             docs.append(marked + [g for sent in body for g in sent])
         self.terms_ = _vocabulary(docs, self.min_df, self.max_features)
         self.__dict__.pop("_lookup", None)
-        counts, meta, _ = self._parts(frame)
+        counts, meta = self._parts(frame)
         self.idf_ = _idf(counts)
         self.meta_mean_ = meta.mean(axis=0)
         self.meta_scale_ = meta.std(axis=0) + 1e-6
@@ -434,20 +384,19 @@ class MessageFeatures(_CachedLookup, TransformerMixin, BaseEstimator):
 
     def _build_lookup(self) -> dict[str, Any]:
         """One dict lookup per n-gram serves every vocabulary: term → global id, and
-        arrays from global id to the message, request, thanks and LSA column and to the
+        arrays from global id to the message, request and thanks column and to the
         message column of the same n-gram in a first (f:) or last (l:) sentence
         (-1: absent)."""
         mine = {t: i for i, t in enumerate(self.terms_.tolist())}
         request, thanks = self.sentence_model.vocabulary(), self.thanks_model.vocabulary()
-        lsa = self._lsa().vocabulary() if self._lsa() is not None else {}
         placed = {t[2:] for t in mine if t[:2] in ("f:", "l:")}
         ids = {g: i for i, g in enumerate(sorted(
-            mine.keys() | request.keys() | thanks.keys() | placed | lsa.keys()))}
-        names = ("msg_col", "sent_col", "thanks_col", "first_col", "last_col", "lsa_col")
+            mine.keys() | request.keys() | thanks.keys() | placed))}
+        names = ("msg_col", "sent_col", "thanks_col", "first_col", "last_col")
         cols = {name: np.full(len(ids) + 1, -1) for name in names}
         for g, i in ids.items():
             cols["msg_col"][i], cols["sent_col"][i] = mine.get(g, -1), request.get(g, -1)
-            cols["thanks_col"][i], cols["lsa_col"][i] = thanks.get(g, -1), lsa.get(g, -1)
+            cols["thanks_col"][i] = thanks.get(g, -1)
             cols["first_col"][i] = mine.get("f:" + g, -1)
             cols["last_col"][i] = mine.get("l:" + g, -1)
         return {"ids": ids, **cols}
@@ -456,9 +405,8 @@ class MessageFeatures(_CachedLookup, TransformerMixin, BaseEstimator):
         """Build the lookup now (a few tenths of a second), e.g. once before forking workers."""
         self._cached(self._build_lookup)
 
-    def _parts(self, frame: pd.DataFrame) -> tuple[sp.csr_matrix, np.ndarray, np.ndarray]:
-        """The message n-gram counts, the meta features and the LSA coordinates (no
-        columns without an LSA model) of each message of `frame`."""
+    def _parts(self, frame: pd.DataFrame) -> tuple[sp.csr_matrix, np.ndarray]:
+        """The message n-gram counts and the meta features of each message of `frame`."""
         lookup = self._cached(self._build_lookup)
         get, unknown = lookup["ids"].get, len(lookup["ids"])
         flat: list[int] = []
@@ -507,10 +455,7 @@ class MessageFeatures(_CachedLookup, TransformerMixin, BaseEstimator):
         q = lookup["ids"].get("?", -2)
         asks = np.bincount(sentence_row[in_sentence], weights=gids[in_sentence] == q,
                            minlength=n_sentences) > 0
-        lsa = self._lsa()
-        coords = np.zeros((n, 0)) if lsa is None else lsa.project(_coo_counts(
-            gram_owner[in_sentence], lookup["lsa_col"][gids[in_sentence]], n, len(lsa.terms_)))
-        return counts, self._meta(frame, owner[is_sentence], scores, thanks, asks), coords
+        return counts, self._meta(frame, owner[is_sentence], scores, thanks, asks)
 
     @staticmethod
     def _meta(frame: pd.DataFrame, owner: np.ndarray, scores: np.ndarray, thanks: np.ndarray,
@@ -570,11 +515,10 @@ class MessageFeatures(_CachedLookup, TransformerMixin, BaseEstimator):
 
     def transform(self, frame: pd.DataFrame) -> sp.csr_matrix:
         check_is_fitted(self)
-        counts, meta, coords = self._parts(frame)
+        counts, meta = self._parts(frame)
         meta = meta[:, :len(self.meta_mean_)]  # a model saved before the last features: fewer
         meta = (meta - self.meta_mean_) / self.meta_scale_ * self.meta_weight
-        return sp.hstack([_tfidf(counts, self.idf_), sp.csr_matrix(meta),
-                          sp.csr_matrix(coords * self.lsa_weight)], format="csr")
+        return sp.hstack([_tfidf(counts, self.idf_), sp.csr_matrix(meta)], format="csr")
 
 
 # --- per-tag classifier ------------------------------------------------------
@@ -667,11 +611,9 @@ class PerTagClassifier(ClassifierMixin, BaseEstimator):
 
 
 def make_pipeline(sentence_model: SentenceModel, thanks_model: SentenceModel,
-                  C: float | Sequence[float] = 64.0, lsa_model: LsaModel | None = None,
-                  ) -> Pipeline:
+                  C: float | Sequence[float] = 64.0) -> Pipeline:
     """The message model: features then per-tag classifiers."""
-    return Pipeline([("features", MessageFeatures(sentence_model, thanks_model,
-                                                  lsa_model=lsa_model)),
+    return Pipeline([("features", MessageFeatures(sentence_model, thanks_model)),
                      ("tags", PerTagClassifier(C=C))])
 
 
@@ -679,7 +621,6 @@ def make_pipeline(sentence_model: SentenceModel, thanks_model: SentenceModel,
 
 # Everything a mailnet model file may contain beyond what skops trusts by default.
 TRUSTED_TYPES = [
-    "mailnet.classify.LsaModel",
     "mailnet.classify.MessageFeatures",
     "mailnet.classify.PerTagClassifier",
     "mailnet.classify.SentenceModel",

@@ -37,7 +37,6 @@ from mailnet.classify import (
     META_FEATURES,
     UNKNOWN,
     IntentModel,
-    LsaModel,
     SentenceModel,
     make_pipeline,
     message_frame,
@@ -68,13 +67,6 @@ LABEL_FILES = ("real.csv", "business.csv", "lists.csv")
 SOURCES = ("usrp-users", "spamassassin", "enron", "lists", PHISHING)
 TRAINED_SOURCES = SOURCES[:-1]  # phishing_pot is never trained on: nothing to leave out
 NO_TAG = "none"  # the folder of .eml files that carry no tag
-# Unlabelled mail the LSA model learns from: every Enron mailbox and the inboxes file,
-# usrp-users and the lists (corpora/ globs); never the evaluation corpora nor phishing_pot.
-LSA_CORPORA = ("enron/*/*.mbox.xz", "enron/enron-inboxes.mbox.xz",
-               "usrp-users-2019-2024.mbox.xz", "lists/*.mbox.xz")
-# LSA dimensions appended to the features (0: none). 100 was measured and did not help
-# (FEATURE_MEASUREMENTS): the shipped model has none.
-LSA_COMPONENTS = 0
 
 
 class LabelsError(MailnetError):
@@ -529,43 +521,15 @@ def default_data(shared: Path = SHARED_DIR, labels_dir: Path = LABELS_DIR,
     return DefaultData(pool, written, sentences, len(enron[0]), thanks, description, held_out)
 
 
-def lsa_texts(data: DefaultData, shared: Path, cache: Path,
-              without: str | None = None) -> list[str]:
-    """The new text of the unlabelled mail LSA is fitted on (:data:`LSA_CORPORA`),
-    once per Message-ID, without source `without`: no held-out message, and no corpus
-    whose labelled messages are all held out (a held-out list, a held-out owner's folder)."""
-    pool = data.pool
-    held = pool[pool["split"] == "test"]
-    held_ids = set(held["message_id"])
-    trained = set(pool.loc[pool["split"] == "train", "corpus"])
-    names = sorted({str(f.relative_to(shared / "corpora")).removesuffix(".mbox.xz")
-                    for pattern in LSA_CORPORA for f in (shared / "corpora").glob(pattern)})
-    names = [n for n in names if source_of(n) != without
-             and (n not in set(held["corpus"]) or n in trained)]
-    frame = pd.concat([corpus_frame(shared, n, cache) for n in names], ignore_index=True)
-    frame = frame[~frame["message_id"].isin(held_ids)].drop_duplicates("message_id")
-    return frame["new_text"].tolist()
-
-
-def fit_lsa(data: DefaultData, shared: Path, cache: Path,
-            without: str | None = None) -> LsaModel | None:
-    """The LSA model over the unlabelled mail (None when :data:`LSA_COMPONENTS` is 0)."""
-    if not LSA_COMPONENTS:
-        return None
-    return LsaModel(LSA_COMPONENTS).fit(lsa_texts(data, shared, cache, without))
-
-
 # --- training and evaluation -------------------------------------------------
 
 def fit_sentence_model(sentences: tuple[list[str], np.ndarray]) -> SentenceModel:
     return SentenceModel().fit(*sentences)
 
 
-def fit(train: LabelledSet, sentence_model: SentenceModel, thanks_model: SentenceModel,
-        lsa_model: LsaModel | None = None) -> Any:
-    """The message pipeline fitted on `train` around fitted request and thanks sentence
-    models and LSA model."""
-    pipeline = make_pipeline(sentence_model, thanks_model, lsa_model=lsa_model)
+def fit(train: LabelledSet, sentence_model: SentenceModel, thanks_model: SentenceModel) -> Any:
+    """The message pipeline fitted on `train` around fitted request and thanks sentence models."""
+    pipeline = make_pipeline(sentence_model, thanks_model)
     return pipeline.fit(train.frame, train.labels, tags__sample_weight=train.weights)
 
 
@@ -769,7 +733,8 @@ FEATURE_MEASUREMENTS = [
     "messages (Enron mailboxes and inboxes, usrp-users, the lists; no held-out message, no "
     "held-out list or owner folder), appended unit-length: 0.696 / 0.617 / 0.900 / 0.941; "
     "CV 0.674 / 0.706 — dropped (no CV gain, spam-2 recall 0.92 -> 0.89, lists CV sales "
-    "0.78 -> 0.67); leave-one-source-out not run for it; model 2.2 -> 9.8 MB",
+    "0.78 -> 0.67); leave-one-source-out not run for it; model 2.2 -> 9.8 MB; its code "
+    "left with it (commit b7e23d6 has it)",
     "phishing_pot no longer trained on (its licence): held-out Enron owners 0.698 -> 0.712 "
     "(sales precision 0.44 -> 0.51), lists 0.612 -> 0.617, real 0.895 -> 0.895, spam-2 "
     "sales F1 0.954 -> 0.952; phishing_pot sales recall (all of it, never trained on) "
@@ -812,13 +777,12 @@ def held_out_reports(model: IntentModel, data: DefaultData) -> dict[str, Report]
     return reports
 
 
-def leave_one_source_out(data: DefaultData, shared: Path, cache: Path,
-                         log: Callable[[str], None] = print) -> list[tuple[str, Report]]:
+def leave_one_source_out(data: DefaultData, log: Callable[[str], None] = print,
+                         ) -> list[tuple[str, Report]]:
     """For each source, a model fitted without any of its data, scored on all its labels.
 
     Without Enron, the request sentence model is fitted without enron-intent-train.tsv
-    too; the LSA model is fitted without the source's unlabelled mail. The lists run is
-    also scored per list.
+    too. The lists run is also scored per list.
     """
     thanks = fit_sentence_model(data.thanks_sentences)
     request = fit_sentence_model(data.request_sentences())
@@ -827,8 +791,7 @@ def leave_one_source_out(data: DefaultData, shared: Path, cache: Path,
         started = time.perf_counter()
         sentence_model = fit_sentence_model(data.request_sentences(source)) \
             if source == "enron" else request
-        lsa = fit_lsa(data, shared, cache, without=source)
-        model = IntentModel(fit(data.training_set(without=source), sentence_model, thanks, lsa),
+        model = IntentModel(fit(data.training_set(without=source), sentence_model, thanks),
                             {"version": "unsaved"})
         rows = data.rows(source)
         report = _sourced_report(model, rows, f"every labelled message of {source}, by a "
@@ -863,10 +826,8 @@ def build_default(out: Path, shared: Path = SHARED_DIR, labels_dir: Path = LABEL
         log("importing the training corpora with mailnet …")
         data = default_data(shared, labels_dir, cache)
         log(f"training on {len(data.train)} messages and {len(data.sentences[0])} sentences …")
-        if LSA_COMPONENTS:
-            log("fitting the LSA model on the unlabelled mail …")
         pipeline = fit(data.train, fit_sentence_model(data.sentences),
-                       fit_sentence_model(data.thanks_sentences), fit_lsa(data, shared, cache))
+                       fit_sentence_model(data.thanks_sentences))
         model = IntentModel(pipeline, {"version": "unsaved"})
         metrics = {name: r.as_dict() for name, r in held_out_reports(model, data).items()}
         metrics["SpamAssassin evaluation corpora"] = evaluate_spam(model, shared, cache).as_dict()
@@ -876,7 +837,7 @@ def build_default(out: Path, shared: Path = SHARED_DIR, labels_dir: Path = LABEL
         for name, report in metrics.items():
             _log_report(log, name, report)
         loso_rows = [{"set": name, "messages": int(r.description.split()[0]), **r.as_dict()}
-                     for name, r in (leave_one_source_out(data, shared, cache, log)
+                     for name, r in (leave_one_source_out(data, log)
                                      if loso else [])]
     card = {
         "name": "mailnet-intent",
@@ -885,10 +846,8 @@ def build_default(out: Path, shared: Path = SHARED_DIR, labels_dir: Path = LABEL
                        "message and header features, the sender's place in the thread (started it "
                        "or replies in someone else's), the best/mean sentence scores of a "
                        "sentence-level request model and the best/first/last scores of a "
-                       "sentence-level thanks model (gratitude, not a sign-off)"
-                       + (f", {LSA_COMPONENTS} LSA dimensions (TF-IDF n-grams of the new text "
-                          "projected by a truncated SVD fitted on the unlabelled mail)"
-                          if LSA_COMPONENTS else "") + "; salutations and sign-off names are "
+                       "sentence-level thanks model (gratitude, not a sign-off); salutations "
+                       "and sign-off names are "
                        "not read, a reply's subject n-grams are features of their own; one "
                        "Platt-calibrated logistic regression "
                        "per tag with a threshold per tag chosen by 5-fold cross-validation.",
