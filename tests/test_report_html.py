@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import re
 from collections.abc import Iterator
@@ -118,11 +119,16 @@ def browser(pw: object, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ob
         context.close()
 
 
-def _open(browser: object, page_file: Path, width: int) -> object:
+@contextlib.contextmanager
+def _page(browser: object, page_file: Path, width: int) -> Iterator[object]:
+    """The report open in a new tab `width` px wide, closed afterwards whatever happens."""
     page = browser.new_page()  # type: ignore[attr-defined]
-    page.set_viewport_size({"width": width, "height": 900})
-    page.goto(page_file.as_uri())
-    return page
+    try:
+        page.set_viewport_size({"width": width, "height": 900})
+        page.goto(page_file.as_uri())
+        yield page
+    finally:
+        page.close()
 
 
 def _ledger_rows(page: object) -> list[list[str]]:
@@ -133,8 +139,7 @@ def _ledger_rows(page: object) -> list[list[str]]:
 
 def test_the_table_sorts_by_column_and_filters_by_pattern(browser: object,
                                                            page_file: Path) -> None:
-    page = _open(browser, page_file, 1400)
-    try:
+    with _page(browser, page_file, 1400) as page:
         assert page.is_visible("#controls")  # the script ran, under the page's own CSP
         before = _ledger_rows(page)
         page.click("table.ledger th:nth-child(3) button")  # messages, ascending
@@ -157,13 +162,10 @@ def test_the_table_sorts_by_column_and_filters_by_pattern(browser: object,
         assert all(r[6] == "" for r in _ledger_rows(page)) and _ledger_rows(page)
         page.select_option("#pattern", "")
         assert len(_ledger_rows(page)) == len(before)
-    finally:
-        page.close()
 
 
 def test_every_evidence_row_opens_its_message(browser: object, page_file: Path) -> None:
-    page = _open(browser, page_file, 1400)
-    try:
+    with _page(browser, page_file, 1400) as page:
         links = page.eval_on_selector_all(
             "table.evidence tbody tr", "rows => rows.map(r => r.querySelector('a')?.hash)")
         assert links and all(links)
@@ -177,13 +179,10 @@ def test_every_evidence_row_opens_its_message(browser: object, page_file: Path) 
         assert view.locator("pre.text").inner_text().strip()
         box = view.bounding_box()
         assert box and -2 <= box["y"] < 900  # scrolled to it
-    finally:
-        page.close()
 
 
 def test_legends_match_what_the_charts_draw(browser: object, page_file: Path) -> None:
-    page = _open(browser, page_file, 1400)
-    try:
+    with _page(browser, page_file, 1400) as page:
         # The summary: two kinds of bar, each in its legend's colour, each with its number.
         legend = page.eval_on_selector_all(
             'figcaption[data-chart="summary"] span', "s => s.map(e => e.dataset.colour)")
@@ -212,15 +211,12 @@ def test_legends_match_what_the_charts_draw(browser: object, page_file: Path) ->
         for f in figures:
             assert f["drawn"] == f["legend"]
         assert any("other" in " ".join(f["legend"]) for f in figures)  # untagged mail too
-    finally:
-        page.close()
 
 
 @pytest.mark.parametrize("width", [1400, 400])
 def test_page_fits_the_screen_and_is_photographed(browser: object, page_file: Path,
                                                   tmp_path: Path, width: int) -> None:
-    page = _open(browser, page_file, width)
-    try:
+    with _page(browser, page_file, width) as page:
         scroll = page.evaluate("() => document.scrollingElement.scrollWidth")
         assert scroll <= width, scroll  # no sideways scrolling
         # The wide table scrolls inside its own box on a phone, the page does not.
@@ -231,8 +227,6 @@ def test_page_fits_the_screen_and_is_photographed(browser: object, page_file: Pa
                                          "tr => getComputedStyle(tr).display") == "block"
         shot = tmp_path / f"report-{width}.png"
         page.screenshot(path=str(shot), full_page=True)
-    finally:
-        page.close()
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
 
 
@@ -265,41 +259,40 @@ def test_each_flag_shows_its_figures_against_the_thresholds(page_file: Path) -> 
 def test_trajectories_and_network_sections_in_chromium(browser: object, page_file: Path) -> None:
     """Small multiples with the change drawn where the JSON puts it, a legend naming only
     what is drawn, network charts carrying their numbers, and nothing wider than a phone."""
-    page = _open(browser, page_file, 400)
-    noor = page.locator('figure.multiple[data-contact="noor@aziz.example"]')
-    assert noor.get_attribute("data-change") == "cooled"
-    assert "cooling since 2024Q1" in noor.inner_text()
-    # The change line stands at 2024Q1's bar, the fifth of eight.
-    bars = noor.locator("g.q rect.them")
-    assert bars.count() == 8
-    fifth = bars.nth(4).bounding_box()
-    line = noor.locator("line.change").bounding_box()
-    assert fifth and line and abs(line["x"] - (fifth["x"] - 1)) < 3
-    assert noor.locator("line.level").count() == 2
-    assert noor.locator("text.n").all_text_contents() == ["9"] * 4 + ["3"] * 4
-    # Tom's return after silence is marked on his series (▲), and named in the legend.
-    tom = page.locator('figure.multiple[data-contact="tom@becker.example"]')
-    assert tom.locator('text.mark[data-pattern="surfaces_in_need"]').count() >= 2
-    legend = page.locator("#trajectories + p + div.chart").text_content() or ""
-    drawn = {"change point": "line.change", "surfaces only when in need":
-             'text.mark[data-pattern="surfaces_in_need"]',
-             "vanishes after help": 'text.mark[data-pattern="vanishes"]'}
-    for label, selector in drawn.items():
-        assert (label in legend) == (page.locator(f"figure {selector}").count() > 0)
-    assert "their messages" in legend and "takes − gives" in legend
-    # The network: every bar carries its figure; shares add up to what is written.
-    patterns = page.locator("svg.patterns g.bar")
-    assert patterns.count() >= 9
-    people = int(re.search(r"Patterns of the (\d+) people", page.inner_text("body"))[1])
-    assert f"ally5 ({5 / people:.0%})" in page.locator("svg.patterns").text_content()
-    assert "the top 10 get" in page.inner_text("body")
-    assert page.locator("svg.organisations rect").count() >= 2 * 5
-    assert "mainly one-to-many: 1" in page.locator("svg.split").nth(1).text_content()
-    # At 400 px nothing in these sections is wider than the screen.
-    wide = page.eval_on_selector_all(
-        "#trajectories ~ * svg, #network ~ * svg",
-        "els => els.filter(e => e.getBoundingClientRect().right > 401).length")
-    assert wide == 0
-    page.close()
+    with _page(browser, page_file, 400) as page:
+        noor = page.locator('figure.multiple[data-contact="noor@aziz.example"]')
+        assert noor.get_attribute("data-change") == "cooled"
+        assert "cooling since 2024Q1" in noor.inner_text()
+        # The change line stands at 2024Q1's bar, the fifth of eight.
+        bars = noor.locator("g.q rect.them")
+        assert bars.count() == 8
+        fifth = bars.nth(4).bounding_box()
+        line = noor.locator("line.change").bounding_box()
+        assert fifth and line and abs(line["x"] - (fifth["x"] - 1)) < 3
+        assert noor.locator("line.level").count() == 2
+        assert noor.locator("text.n").all_text_contents() == ["9"] * 4 + ["3"] * 4
+        # Tom's return after silence is marked on his series (▲), and named in the legend.
+        tom = page.locator('figure.multiple[data-contact="tom@becker.example"]')
+        assert tom.locator('text.mark[data-pattern="surfaces_in_need"]').count() >= 2
+        legend = page.locator("#trajectories + p + div.chart").text_content() or ""
+        drawn = {"change point": "line.change", "surfaces only when in need":
+                 'text.mark[data-pattern="surfaces_in_need"]',
+                 "vanishes after help": 'text.mark[data-pattern="vanishes"]'}
+        for label, selector in drawn.items():
+            assert (label in legend) == (page.locator(f"figure {selector}").count() > 0)
+        assert "their messages" in legend and "takes − gives" in legend
+        # The network: every bar carries its figure; shares add up to what is written.
+        patterns = page.locator("svg.patterns g.bar")
+        assert patterns.count() >= 9
+        people = int(re.search(r"Patterns of the (\d+) people", page.inner_text("body"))[1])
+        assert f"ally5 ({5 / people:.0%})" in page.locator("svg.patterns").text_content()
+        assert "the top 10 get" in page.inner_text("body")
+        assert page.locator("svg.organisations rect").count() >= 2 * 5
+        assert "mainly one-to-many: 1" in page.locator("svg.split").nth(1).text_content()
+        # At 400 px nothing in these sections is wider than the screen.
+        wide = page.eval_on_selector_all(
+            "#trajectories ~ * svg, #network ~ * svg",
+            "els => els.filter(e => e.getBoundingClientRect().right > 401).length")
+        assert wide == 0
 
 
