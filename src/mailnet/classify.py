@@ -353,7 +353,6 @@ class MessageFeatures(_CachedLookup, TransformerMixin, BaseEstimator):
         self.max_features = max_features
         self.meta_weight = meta_weight
 
-
     @staticmethod
     def _segments(subject: str, text: str) -> tuple[list[str], list[list[str]]]:
         """A message's subject n-grams (marked s:, or r: in a reply, whose subject is

@@ -356,6 +356,9 @@ def build_ledger(store: Store, config: Config, window: Window | None = None,
     if store.count() == 0:
         raise ReportError(f"the store {store.path} holds no mail yet: run `mailnet import` first")
     ex = exchanges(store, config)
+    if not ex.me:
+        raise ReportError("mailnet cannot tell which mail is yours: name your addresses in "
+                          "the config's [identity] addresses, or import your Sent folder too")
     msgs = ex.messages
     msgs = msgs.join(_tags(store, msgs.index))
     _thanked_gifts(msgs)
@@ -368,9 +371,6 @@ def build_ledger(store: Store, config: Config, window: Window | None = None,
         in_window &= msgs["date"] >= _utc(window.since)
     msgs_in = msgs[in_window]
     events = _events(ex.links, msgs_in, ex.me)
-    if not ex.me:
-        raise ReportError("mailnet cannot tell which mail is yours: name your addresses in "
-                          "the config's [identity] addresses, or import your Sent folder too")
     if events.empty:
         first, last = msgs["date"].min(), msgs["date"].max()
         held = f"; the store holds mail from {first:%Y-%m-%d} to {last:%Y-%m-%d}" \
