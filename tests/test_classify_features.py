@@ -109,7 +109,7 @@ def test_a_thanks_sign_off_is_not_gratitude_and_a_typo_is(text: str, grateful: b
     model = load_model()
     row = {"subject": "Re: B210 clock", "new_text": text, "is_reply": 1, "list_id": "",
            "precedence": "", "thread_role": THREAD_OTHERS, "from_addr": "a@b.example",
-           "auto_submitted": ""}
+           "auto_submitted": "", "recipients": ""}
     tags = model.tags(model.probabilities(pd.DataFrame([row], columns=list(COLUMNS))))[0]
     assert ("thanks" in tags) == grateful, tags
 
@@ -129,7 +129,7 @@ def test_text_in_other_scripts_is_not_read_as_question_marks() -> None:
     features = load_model().pipeline.named_steps["features"]
     frame = pd.DataFrame([{"subject": "RE: patch", "new_text": "Got it.\n\n本信件可能包含機密資訊",
                            "is_reply": 1, "list_id": "", "precedence": "", "thread_role": 0,
-                           "from_addr": "a@b.example", "auto_submitted": ""}])
+                           "from_addr": "a@b.example", "auto_submitted": "", "recipients": ""}])
     _, meta = features._parts(frame[list(COLUMNS)])
     assert meta[0, META_FEATURES.index("questions")] == 0.0
 
@@ -144,3 +144,26 @@ def test_the_same_model_saved_twice_has_the_same_version(tmp_path: Path) -> None
         (tmp_path / "b" / "intent.skops").read_bytes()
     assert load_model(tmp_path / "b").pipeline[-1].thresholds_.tolist() == \
         model.pipeline[-1].thresholds_.tolist()
+
+
+def test_mail_to_a_colleague_of_the_senders_organisation_is_internal(tmp_path: Path) -> None:
+    """A colleague's mail (same organisation in To or Cc, subdomains included) is internal;
+    a vendor's pitch, a stranger's spam and two users of one public mail service are not."""
+    frame = _store_with(tmp_path, {
+        "colleague": make_message(sender="Kim <kim.ward@enron.com>",
+                                  to="Phillip <pallen@ect.enron.com>", message_id="<c@x>"),
+        "cc": make_message(sender="Kim <kim.ward@enron.com>", to="Bob <bob@vendor.example>",
+                           Cc="Ann <ann@enron.com>", message_id="<cc@x>"),
+        "vendor": make_message(sender="Sales <deals@vendor.example>",
+                               to="Phillip <pallen@ect.enron.com>", message_id="<v@x>"),
+        "public": make_message(sender="Jo <jo@yahoo.com>", to="Al <al@yahoo.com>",
+                               message_id="<p@x>"),
+        "uk": make_message(sender="Ed <ed@mail.firm.co.uk>", to="Di <di@firm.co.uk>",
+                           message_id="<uk@x>"),
+        "other-uk": make_message(sender="Ed <ed@firm.co.uk>", to="Di <di@shop.co.uk>",
+                                 message_id="<ouk@x>"),
+    })
+    features: MessageFeatures = load_model().pipeline.named_steps["features"]
+    _, meta = features._parts(frame[list(COLUMNS)])
+    internal = dict(zip(frame.index, meta[:, META_FEATURES.index("internal")], strict=True))
+    assert internal == {"c@x": 1, "cc@x": 1, "v@x": 0, "p@x": 0, "uk@x": 1, "ouk@x": 0}

@@ -11,11 +11,11 @@ import pandas as pd
 import pytest
 
 from mailnet.store import TAGS
-from mailnet.training import LABELS_DIR, label_table
+from mailnet.training import CHOSEN_WEIGHT, LABELS_DIR, label_table
 
 COLUMNS = {
     "real.csv": ["corpus", "message_id", *TAGS, "split"],
-    "business.csv": ["corpus", "message_id", "owner", *TAGS, "split"],
+    "business.csv": ["corpus", "message_id", "owner", *TAGS, "split", "chosen"],
     "lists.csv": ["corpus", "message_id", *TAGS, "split"],
 }
 GROUP = {"business.csv": "owner", "lists.csv": "corpus"}  # what the split holds out
@@ -65,3 +65,13 @@ def test_business_corpora_and_owners() -> None:
 def test_lists_corpora() -> None:
     table = label_table(LABELS_DIR / "lists.csv")
     assert table["corpus"].str.fullmatch(r"lists/[\w.-]+").all()
+
+
+def test_business_rows_say_how_they_were_chosen() -> None:
+    """A row the model chose to be read is weighted as such (CHOSEN_WEIGHT); such a round
+    adds no owner, so it cannot move the held-out split."""
+    table = label_table(LABELS_DIR / "business.csv")
+    assert set(table["chosen"]) <= set(CHOSEN_WEIGHT)
+    hard = table[table["chosen"] != "any"]
+    assert (hard["split"] == "train").all()
+    assert set(hard["owner"]) <= set(table.loc[table["chosen"] == "any", "owner"])

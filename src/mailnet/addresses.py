@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 
@@ -40,3 +41,31 @@ def is_automated_address(address: str) -> bool:
     """True for noreply-style and list-robot senders, and senders on a robot's mail host."""
     local, _, domain = address.rpartition("@")
     return bool(_AUTOMATED_LOCAL.match(local) or _AUTOMATED_HOST.match(domain))
+
+
+# Mail services anyone can sign up to: two of their users share a domain, not an employer.
+_PUBLIC_MAIL = frozenset((
+    "gmail.com", "googlemail.com", "yahoo.com", "hotmail.com", "outlook.com", "live.com",
+    "msn.com", "aol.com", "icloud.com", "me.com", "mail.com", "gmx.com", "gmx.net", "gmx.de",
+    "web.de", "t-online.de", "yandex.ru", "mail.ru", "qq.com", "163.com", "126.com",
+    "proton.me", "protonmail.com", "earthlink.net", "juno.com", "excite.com",
+    "netscape.net", "compuserve.com", "prodigy.net", "att.net", "comcast.net",
+    "sbcglobal.net", "swbell.net", "bellsouth.net", "verizon.net", "cox.net", "rr.com",
+))
+_SECOND_LEVEL = frozenset(("co", "com", "ac", "org", "net", "gov", "edu", "ne", "or"))
+
+
+def organisation(address: str) -> str:
+    """The domain an address's organisation owns (`ect.enron.com` → `enron.com`,
+    `mail.example.co.uk` → `example.co.uk`); "" for a public mail service or no domain."""
+    labels = address.rpartition("@")[2].strip(".").split(".")
+    keep = 3 if len(labels) > 2 and labels[-2] in _SECOND_LEVEL and len(labels[-1]) == 2 else 2
+    org = ".".join(labels[-keep:]) if len(labels) >= 2 else ""
+    return "" if org in _PUBLIC_MAIL else org
+
+
+def is_internal(sender: str, recipients: Iterable[str]) -> bool:
+    """True when the sender writes to someone of their own organisation (a colleague's
+    mail, not a vendor's pitch or a stranger's spam, which come from outside)."""
+    org = organisation(sender)
+    return bool(org) and any(organisation(r) == org for r in recipients if r != sender)

@@ -46,6 +46,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import normalize
 from sklearn.utils.validation import check_is_fitted
 
+from mailnet.addresses import is_internal
 from mailnet.errors import MailnetError
 from mailnet.private import FILE_MODE, private_dir
 from mailnet.store import TAGS, Store
@@ -58,7 +59,7 @@ from mailnet.workers import Workers
 # thread_role says who the sender is in their thread: the one who asks mostly starts it, the
 # one who helps mostly replies in someone else's (THREAD_OWN, THREAD_OTHERS; else 0).
 COLUMNS = ("subject", "new_text", "is_reply", "list_id", "precedence", "thread_role",
-           "from_addr", "auto_submitted")
+           "from_addr", "auto_submitted", "recipients")  # recipients: To and Cc, space-separated
 THREAD_OWN, THREAD_OTHERS = 1, 2
 # Of new text, the first paragraphs say what a message wants. Reading the last 300
 # characters too (for a thanks in the last line) was measured and lowered the
@@ -286,7 +287,7 @@ META_FEATURES = (
     "request_max", "request_mean", "request_top2", "request_first", "request_last",
     "thanks_max", "thanks_first", "thanks_last",
     "in_own_thread", "in_others_thread",
-    "sender_automated", "auto_submitted", "auto_subject", "auto_text",
+    "sender_automated", "auto_submitted", "auto_subject", "auto_text", "internal",
 )  # new ones go last: a model fitted before them reads the ones it knows (see transform)
 
 
@@ -508,6 +509,8 @@ class MessageFeatures(_CachedLookup, TransformerMixin, BaseEstimator):
             most_grateful, thanks_[first_idx], thanks_[last_idx],
             frame["thread_role"] == THREAD_OWN, frame["thread_role"] == THREAD_OTHERS,
             *_automated(frame, lowered, texts),
+            [float(is_internal(f, r.split())) for f, r in zip(frame["from_addr"],
+                                                              frame["recipients"], strict=True)],
         ]
         assert len(columns) == len(META_FEATURES)  # the names stay in step with the values
         return np.column_stack([np.asarray(c, dtype=float) for c in columns])
@@ -819,6 +822,8 @@ _THREAD_START = ("coalesce(nullif(substr(m.refs, 1, instr(m.refs || ' ', ' ') - 
 _FRAME_SQL = f"""SELECT m.id, m.message_id, m.subject,
         substr(m.new_text, 1, {MAX_CHARS}) AS new_text, m.parent_id IS NOT NULL AS is_reply,
         m.list_id, m.precedence, m.from_addr, m.auto_submitted,
+        coalesce((SELECT group_concat(r.address, ' ') FROM recipients r
+                  WHERE r.message = m.id AND r.kind != 'reply-to'), '') AS recipients,
         CASE WHEN m.parent_id IS NULL THEN 0 ELSE coalesce(
             (SELECT CASE WHEN s.from_addr = m.from_addr THEN {THREAD_OWN} ELSE {THREAD_OTHERS} END
              FROM messages s WHERE s.message_id = {_THREAD_START} LIMIT 1), 0) END AS thread_role

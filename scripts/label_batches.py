@@ -1,0 +1,101 @@
+"""Pick enron-inboxes messages for people to label, and write them out to read.
+
+    PYTHONPATH=src python scripts/label_batches.py OUT [--cache DIR] [--batches 6]
+
+The third labelling round (training/LABELLING.md) chose hard cases for the sales tag:
+unlabelled messages of owners already in the train split whose sales probability under
+the shipped model is at least --floor, at most 2 per sender and 6 per owner (a seeded
+shuffle, so one newsletter or one busy owner does not fill the round). The model only
+chooses what is read; the labels are what the readers decide. Writes OUT/candidates.csv
+and OUT/bN/batch.md (headers and the decoded body as a reader sees it, one item per
+message); readers write OUT/bN/labels.csv.
+"""
+
+from __future__ import annotations
+
+import argparse
+import lzma
+import mailbox
+import tempfile
+from email.message import Message
+from pathlib import Path
+
+import pandas as pd
+
+from mailnet.classify import load_model, message_frame
+from mailnet.store import TAGS, Store
+from mailnet.training import LABELS_DIR, SHARED_DIR, corpus_store
+
+CORPUS = "enron/enron-inboxes"
+BODY_CHARS = 3500  # what a reader needs to judge; a digest's tail says nothing new
+
+
+def _body(msg: Message) -> str:
+    parts = [p for p in msg.walk() if p.get_content_maintype() == "text"]
+    text = "".join((p.get_payload(decode=True) or b"").decode(
+        p.get_content_charset() or "latin-1", "replace") for p in parts).strip()
+    return text if len(text) <= BODY_CHARS else text[:BODY_CHARS] + "\n[... cut ...]"
+
+
+def _raw_messages(shared: Path) -> dict[str, Message]:
+    """The corpus's messages by Message-ID (as mailnet stores it), X-Origin naming the owner."""
+    found: dict[str, Message] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "inboxes.mbox"
+        with lzma.open(shared / "corpora" / f"{CORPUS}.mbox.xz") as fin, open(path, "wb") as fout:
+            fout.write(fin.read())
+        for msg in mailbox.mbox(path):
+            found.setdefault((msg.get("Message-ID") or "").strip().strip("<>"), msg)
+    return found
+
+
+def candidates(shared: Path, cache: Path, raw: dict[str, Message], floor: float,
+               seed: int) -> pd.DataFrame:
+    labels = pd.read_csv(LABELS_DIR / "business.csv", dtype=str)
+    train_owners = set(labels.loc[labels["split"] == "train", "owner"])
+    with Store(corpus_store(shared, CORPUS, cache)) as store:
+        frame = message_frame(store, "WHERE NOT m.recovered").drop_duplicates("message_id")
+    frame["sales_p"] = load_model().probabilities(frame)[:, TAGS.index("sales")]
+    frame["owner"] = [(raw[m].get("X-Origin") or "").strip().lower() if m in raw else ""
+                      for m in frame["message_id"]]
+    pool = frame[frame["owner"].isin(train_owners) & ~frame["message_id"].isin(
+        labels["message_id"]) & (frame["sales_p"] >= floor)]
+    pool = pool.sample(frac=1, random_state=seed)
+    return pool.groupby("from_addr").head(2).groupby("owner").head(6)[
+        ["message_id", "owner", "from_addr", "subject", "sales_p"]]
+
+
+def write_batches(chosen: pd.DataFrame, raw: dict[str, Message], out: Path, batches: int) -> None:
+    for k in range(batches):
+        folder = out / f"b{k + 1}"
+        folder.mkdir(parents=True, exist_ok=True)
+        with open(folder / "batch.md", "w") as f:
+            for i, row in enumerate(chosen.iloc[k::batches].itertuples(), 1):
+                msg = raw[row.message_id]
+                f.write(f"\n===== ITEM {i} =====\nmessage_id: {row.message_id}\n"
+                        f"owner (recipient mailbox): {row.owner}\n")
+                for name in ("From", "To", "Cc", "Date", "Subject"):
+                    f.write(f"{name}: {str(msg.get(name, ''))[:300]}\n")
+                f.write(f"\n{_body(msg)}\n")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("out", type=Path)
+    parser.add_argument("--shared", type=Path, default=SHARED_DIR)
+    parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "mailnet-train")
+    parser.add_argument("--floor", type=float, default=0.15)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--batches", type=int, default=6)
+    args = parser.parse_args()
+    raw = _raw_messages(args.shared)
+    chosen = candidates(args.shared, args.cache, raw, args.floor, args.seed)
+    args.out.mkdir(parents=True, exist_ok=True)
+    chosen.to_csv(args.out / "candidates.csv", index=False)
+    write_batches(chosen, raw, args.out, args.batches)
+    print(f"{len(chosen)} messages of {chosen['owner'].nunique()} owners in {args.batches} "
+          f"batches under {args.out}")
+
+
+if __name__ == "__main__":
+    main()
