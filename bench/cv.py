@@ -26,6 +26,7 @@ import pandas as pd
 from mailnet.classify import UNKNOWN, IntentModel
 from mailnet.store import TAGS
 from mailnet.training import (
+    LABELS_DIR,
     SHARED_DIR,
     LabelledSet,
     Report,
@@ -35,6 +36,7 @@ from mailnet.training import (
     fit,
     fit_sentence_model,
     held_out_reports,
+    label_table,
     score,
 )
 
@@ -72,8 +74,7 @@ def main() -> None:
     owners = train["corpus"].where(train["source"] != "enron", None)
     # An Enron row's owner is in business.csv; its corpus names the owner's folder, or the
     # shared inboxes file, so the owner column of the label file is read back by id.
-    business = pd.read_csv(Path(__file__).resolve().parent.parent / "training" / "labels"
-                           / "business.csv", dtype=str)
+    business = label_table(LABELS_DIR / "business.csv")
     owner_of = dict(zip(zip(business["corpus"], business["message_id"], strict=True),
                         business["owner"], strict=True))
     enron = train["source"] == "enron"

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import lzma
 import mailbox
+import shutil
 import tempfile
 from email.message import Message
 from pathlib import Path
@@ -23,17 +24,18 @@ from pathlib import Path
 import pandas as pd
 
 from mailnet.classify import load_model, message_frame
+from mailnet.parse import body_text
 from mailnet.store import TAGS, Store
-from mailnet.training import LABELS_DIR, SHARED_DIR, corpus_store
+from mailnet.training import LABELS_DIR, SHARED_DIR, corpus_store, label_table
 
 CORPUS = "enron/enron-inboxes"
 BODY_CHARS = 3500  # what a reader needs to judge; a digest's tail says nothing new
 
 
 def _body(msg: Message) -> str:
-    parts = [p for p in msg.walk() if p.get_content_maintype() == "text"]
-    text = "".join((p.get_payload(decode=True) or b"").decode(
-        p.get_content_charset() or "latin-1", "replace") for p in parts).strip()
+    """The whole body a reader sees (the HTML as text where the plain part says nothing),
+    quotes and forwarded originals included: the reader tells the new text apart."""
+    text = body_text(msg).strip()
     return text if len(text) <= BODY_CHARS else text[:BODY_CHARS] + "\n[... cut ...]"
 
 
@@ -43,7 +45,7 @@ def _raw_messages(shared: Path) -> dict[str, Message]:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "inboxes.mbox"
         with lzma.open(shared / "corpora" / f"{CORPUS}.mbox.xz") as fin, open(path, "wb") as fout:
-            fout.write(fin.read())
+            shutil.copyfileobj(fin, fout, 1 << 22)
         for msg in mailbox.mbox(path):
             found.setdefault((msg.get("Message-ID") or "").strip().strip("<>"), msg)
     return found
@@ -51,7 +53,7 @@ def _raw_messages(shared: Path) -> dict[str, Message]:
 
 def candidates(shared: Path, cache: Path, raw: dict[str, Message], floor: float,
                seed: int) -> pd.DataFrame:
-    labels = pd.read_csv(LABELS_DIR / "business.csv", dtype=str)
+    labels = label_table(LABELS_DIR / "business.csv")
     train_owners = set(labels.loc[labels["split"] == "train", "owner"])
     with Store(corpus_store(shared, CORPUS, cache)) as store:
         frame = message_frame(store, "WHERE NOT m.recovered").drop_duplicates("message_id")

@@ -408,13 +408,12 @@ def labelled_pool(shared: Path, labels_dir: Path, cache: Path) -> tuple[pd.DataF
         labels = label_table(labels_dir / name)
         found = labelled_messages(shared, labels, cache)
         missing[name] = len(labels) - len(found)
-        weight = found["chosen"].map(CHOSEN_WEIGHT) if "chosen" in found else 1.0
-        parts.append(found.assign(weak=False, weight=weight))
+        parts.append(found.assign(weak=False))
     phishing = corpus_frame(shared, PHISHING, cache)
     parts.append(_weak(phishing, 1).assign(split="test"))
     pool = pd.concat(parts, ignore_index=True)
     pool["source"] = pool["corpus"].map(source_of)
-    pool["weight"] = pool["weight"].fillna(1.0)
+    pool["weight"] = pool["chosen"].map(CHOSEN_WEIGHT).fillna(1.0)  # business.csv's rows
     for tag in TAGS:
         pool[tag] = pool[tag].fillna(UNKNOWN).astype(int)
     return pool[list(POOL_COLUMNS)], missing
