@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+
+import tldextract
 
 
 @dataclass(frozen=True)
@@ -52,15 +55,19 @@ _PUBLIC_MAIL = frozenset((
     "netscape.net", "compuserve.com", "prodigy.net", "att.net", "comcast.net",
     "sbcglobal.net", "swbell.net", "bellsouth.net", "verizon.net", "cox.net", "rr.com",
 ))
-_SECOND_LEVEL = frozenset(("co", "com", "ac", "org", "net", "gov", "edu", "ne", "or"))
+# The Public Suffix List snapshot tldextract ships: never fetched, never cached on disk.
+_SUFFIXES = tldextract.TLDExtract(cache_dir=None, suffix_list_urls=())
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _registered_domain(host: str) -> str:
+    return _SUFFIXES(host).top_domain_under_public_suffix  # a mailbox repeats its domains
 
 
 def organisation(address: str) -> str:
     """The domain an address's organisation owns (`ect.enron.com` → `enron.com`,
     `mail.example.co.uk` → `example.co.uk`); "" for a public mail service or no domain."""
-    labels = address.rpartition("@")[2].strip(".").split(".")
-    keep = 3 if len(labels) > 2 and labels[-2] in _SECOND_LEVEL and len(labels[-1]) == 2 else 2
-    org = ".".join(labels[-keep:]) if len(labels) >= 2 else ""
+    org = _registered_domain(address.rpartition("@")[2])
     return "" if org in _PUBLIC_MAIL else org
 
 
