@@ -1,14 +1,17 @@
 """Pick enron-inboxes messages for people to label, and write them out to read.
 
-    PYTHONPATH=src python scripts/label_batches.py OUT [--cache DIR] [--batches 6]
+    PYTHONPATH=src python scripts/label_batches.py OUT [--cache DIR] [--pick uncertain]
+                                                   [--batches 7]
 
-The third labelling round (training/LABELLING.md) chose hard cases for the sales tag:
-unlabelled messages of owners already in the train split whose sales probability under
-the shipped model is at least --floor, at most 2 per sender and 6 per owner (a seeded
-shuffle, so one newsletter or one busy owner does not fill the round). The model only
-chooses what is read; the labels are what the readers decide. Writes OUT/candidates.csv
-and OUT/bN/batch.md (headers and the decoded body as a reader sees it, one item per
-message); readers write OUT/bN/labels.csv.
+A round reads unlabelled messages of owners already in the train split, chosen by the
+shipped model (--pick): `sales-hard` (the third round) those whose sales probability is
+at least --floor; `uncertain` (the fourth) those with some tag's probability within
+--margin of its threshold, where the model is least sure. At most 2 per sender and 6 per
+owner (a seeded shuffle, so one newsletter or one busy owner does not fill the round).
+The model only chooses what is read; the labels are what the readers decide. Writes
+OUT/candidates.csv and OUT/bN/batch.md (headers and the decoded body as a reader sees
+it, one item per message); readers write OUT/bN/labels.csv. business.csv's `chosen`
+column records the pick.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import tempfile
 from email.message import Message
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from mailnet.classify import load_model, message_frame
@@ -51,17 +55,28 @@ def _raw_messages(shared: Path) -> dict[str, Message]:
     return found
 
 
-def candidates(shared: Path, cache: Path, raw: dict[str, Message], floor: float,
-               seed: int) -> pd.DataFrame:
+def _picked(probabilities: np.ndarray, thresholds: np.ndarray, pick: str, floor: float,
+            margin: float) -> np.ndarray:
+    """Which messages a round of kind `pick` would read."""
+    if pick == "sales-hard":
+        return probabilities[:, TAGS.index("sales")] >= floor
+    return (np.abs(probabilities - thresholds) <= margin).any(axis=1)
+
+
+def candidates(shared: Path, cache: Path, raw: dict[str, Message], pick: str, floor: float,
+               margin: float, seed: int) -> pd.DataFrame:
     labels = label_table(LABELS_DIR / "business.csv")
     train_owners = set(labels.loc[labels["split"] == "train", "owner"])
     with Store(corpus_store(shared, CORPUS, cache)) as store:
         frame = message_frame(store, "WHERE NOT m.recovered").drop_duplicates("message_id")
-    frame["sales_p"] = load_model().probabilities(frame)[:, TAGS.index("sales")]
+    model = load_model()
+    probabilities = model.probabilities(frame)
+    frame["sales_p"] = probabilities[:, TAGS.index("sales")]
+    frame["picked"] = _picked(probabilities, model.pipeline[-1].thresholds_, pick, floor, margin)
     frame["owner"] = [(raw[m].get("X-Origin") or "").strip().lower() if m in raw else ""
                       for m in frame["message_id"]]
     pool = frame[frame["owner"].isin(train_owners) & ~frame["message_id"].isin(
-        labels["message_id"]) & (frame["sales_p"] >= floor)]
+        labels["message_id"]) & frame["picked"]]
     pool = pool.sample(frac=1, random_state=seed)
     return pool.groupby("from_addr").head(2).groupby("owner").head(6)[
         ["message_id", "owner", "from_addr", "subject", "sales_p"]]
@@ -86,12 +101,15 @@ def main() -> None:
     parser.add_argument("out", type=Path)
     parser.add_argument("--shared", type=Path, default=SHARED_DIR)
     parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "mailnet-train")
-    parser.add_argument("--floor", type=float, default=0.15)
+    parser.add_argument("--pick", choices=("sales-hard", "uncertain"), default="uncertain")
+    parser.add_argument("--floor", type=float, default=0.15, help="for --pick sales-hard")
+    parser.add_argument("--margin", type=float, default=0.15, help="for --pick uncertain")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--batches", type=int, default=6)
     args = parser.parse_args()
     raw = _raw_messages(args.shared)
-    chosen = candidates(args.shared, args.cache, raw, args.floor, args.seed)
+    chosen = candidates(args.shared, args.cache, raw, args.pick, args.floor, args.margin,
+                        args.seed)
     args.out.mkdir(parents=True, exist_ok=True)
     chosen.to_csv(args.out / "candidates.csv", index=False)
     write_batches(chosen, raw, args.out, args.batches)
