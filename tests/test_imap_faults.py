@@ -12,10 +12,12 @@ damage recorded in the errors table, and its peak memory stays bounded.
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -266,29 +268,32 @@ def run_fault(server_class: type[FakeImap], tmp_path: Path) -> Outcome:
     return outcome
 
 
+# Runs argv[2:] and writes its peak memory (KB) to argv[1]. A child started straight from
+# pytest would report pytest's own peak: Linux's ru_maxrss keeps the peak of the image a
+# process had before exec, and a vforked child's is its parent's.
+_MEASURED = ("import resource, subprocess, sys\n"
+             "code = subprocess.call(sys.argv[2:])\n"
+             "peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss\n"
+             "open(sys.argv[1], 'w').write(str(peak))\n"
+             "sys.exit(code)\n")
+
+
 def _run(command: list[str], env: dict[str, str], name: str) -> tuple[int, str, str, float]:
     """Exit code, stdout, stderr and peak memory (MB) of `command`, killed after 3 × BOUND."""
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-    texts: dict[str, bytes] = {}
-    readers = [threading.Thread(target=lambda k=k, f=f: texts.__setitem__(k, f.read()))
-               for k, f in (("out", proc.stdout), ("err", proc.stderr))]
-    waited: list[tuple[int, int, object]] = []
-    # wait4, not wait: it gives this one child's peak memory (ru_maxrss, KB).
-    waiter = threading.Thread(target=lambda: waited.append(os.wait4(proc.pid, 0)))
-    for thread in (*readers, waiter):
-        thread.start()
-    waiter.join(BOUND * 3)
-    if waiter.is_alive():
-        proc.kill()
-        waiter.join()
-    for thread in readers:
-        thread.join()
-    _, status, usage = waited[0]
-    proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
-    out, err = texts["out"].decode(errors="replace"), texts["err"].decode(errors="replace")
-    if proc.returncode < 0:
-        pytest.fail(f"{name}: fetch hung and was killed; stderr: {err[-500:]}")
-    return proc.returncode, out, err, usage.ru_maxrss / 1024  # type: ignore[attr-defined]
+    with tempfile.TemporaryDirectory() as tmp:
+        peak = Path(tmp) / "peak"
+        proc = subprocess.Popen([sys.executable, "-c", _MEASURED, str(peak), *command],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+                                start_new_session=True)
+        try:
+            raw_out, raw_err = proc.communicate(timeout=BOUND * 3)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            raw_out, raw_err = proc.communicate()
+        out, err = raw_out.decode(errors="replace"), raw_err.decode(errors="replace")
+        if proc.returncode < 0 or not peak.exists():
+            pytest.fail(f"{name}: fetch hung and was killed; stderr: {err[-500:]}")
+        return proc.returncode, out, err, int(peak.read_text()) / 1024
 
 
 def the_others_stored(outcome: Outcome) -> None:
