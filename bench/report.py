@@ -145,16 +145,23 @@ def generate(path: Path, n: int, shape: Shape, seed: int = 7) -> None:
     print(f"generated {total:,} messages in {threads:,} threads, {senders:,} senders: {path}")
 
 
+# Runs argv[1:] and prints its peak memory (KB): measured from this process, a child would
+# report the generator's own peak (Linux's ru_maxrss keeps the pre-exec image's peak).
+_PEAK = ("import resource, subprocess, sys\n"
+         "code = subprocess.call(sys.argv[1:], stdout=subprocess.DEVNULL)\n"
+         "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
+         "sys.exit(code)\n")
+
+
 def measure(argv: list[str]) -> tuple[float, float]:
     """Wall seconds and peak memory (MB) of one command in its own process."""
     t0 = time.perf_counter()
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, env={
-        **os.environ, "PYTHONPATH": str(ROOT / "src")})
-    _, status, usage = os.wait4(proc.pid, 0)
+    proc = subprocess.run([sys.executable, "-c", _PEAK, *argv], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
     seconds = time.perf_counter() - t0
-    if os.waitstatus_to_exitcode(status):
+    if proc.returncode:
         raise SystemExit(f"failed: {' '.join(argv)}")
-    return seconds, usage.ru_maxrss / 1024
+    return seconds, int(proc.stdout) / 1024
 
 
 def main() -> None:
