@@ -3,10 +3,11 @@
     PYTHONPATH=src python scripts/label_batches.py OUT [--cache DIR] [--pick uncertain]
                                                    [--batches 7]
 
-A round reads unlabelled messages of owners already in the train split, chosen by the
-shipped model (--pick): `sales-hard` (the third round) those whose sales probability is
-at least --floor; `uncertain` (the fourth) those with some tag's probability within
---margin of its threshold, where the model is least sure. At most 2 per sender and 6 per
+A round reads unlabelled messages of owners already in the train split (--pick): `any`
+(the fifth round) whichever they are, as the mail comes; or chosen by the shipped model:
+`sales-hard` (the third) those whose sales probability is at least --floor; `uncertain`
+(the fourth) those with some tag's probability within --margin of its threshold, where
+the model is least sure. At most 2 per sender and 6 per
 owner (a seeded shuffle, so one newsletter or one busy owner does not fill the round).
 The model only chooses what is read; the labels are what the readers decide. Writes
 OUT/candidates.csv and OUT/bN/batch.md (headers and the decoded body as a reader sees
@@ -58,6 +59,8 @@ def _raw_messages(shared: Path) -> dict[str, Message]:
 def _picked(probabilities: np.ndarray, thresholds: np.ndarray, pick: str, floor: float,
             margin: float) -> np.ndarray:
     """Which messages a round of kind `pick` would read."""
+    if pick == "any":
+        return np.ones(len(probabilities), dtype=bool)
     if pick == "sales-hard":
         return probabilities[:, TAGS.index("sales")] >= floor
     return (np.abs(probabilities - thresholds) <= margin).any(axis=1)
@@ -101,7 +104,7 @@ def main() -> None:
     parser.add_argument("out", type=Path)
     parser.add_argument("--shared", type=Path, default=SHARED_DIR)
     parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "mailnet-train")
-    parser.add_argument("--pick", choices=("sales-hard", "uncertain"), default="uncertain")
+    parser.add_argument("--pick", choices=("any", "sales-hard", "uncertain"), default="uncertain")
     parser.add_argument("--floor", type=float, default=0.15, help="for --pick sales-hard")
     parser.add_argument("--margin", type=float, default=0.15, help="for --pick uncertain")
     parser.add_argument("--seed", type=int, default=7)
