@@ -105,9 +105,20 @@ active_value = true
 
 
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return free_ports(1)[0]
+
+
+def free_ports(n: int) -> list[int]:
+    """n distinct loopback ports that were free a moment ago (held together while chosen,
+    so two of them are never the same)."""
+    sockets = [socket.socket() for _ in range(n)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
 
 
 def make_certificate(directory: Path) -> None:
@@ -137,8 +148,7 @@ class Dovecot:
         self.password = password
         self.oauth2_introspection = oauth2_introspection  # a URL: XOAUTH2 logins on
         self.sent = sent  # the name of the folder with the \\Sent role
-        self.imap_port = free_port()
-        self.imaps_port = free_port()
+        self.imap_port, self.imaps_port = free_ports(2)
         self.ca_file = root / "server.pem"
         self.process: subprocess.Popen[bytes] | None = None
         # Mail is never accessed as root: as root, the mail files belong to "nobody".
@@ -153,28 +163,42 @@ class Dovecot:
         oauth2 = self.oauth2_introspection
         if oauth2:
             (self.root / "oauth2.conf.ext").write_text(_OAUTH2_CONF.format(url=oauth2))
+        for folder in ("INBOX", self.sent, "Drafts", "Trash", "Junk"):
+            self.maildir(folder)
+        # A port chosen free can be taken by another process before Dovecot binds it
+        # (Dovecot then exits at once): choose again, a few times.
+        for _ in range(3):
+            if self._listening(oauth2):
+                return self
+            if self.process.poll() is None or "in use" not in self.log():
+                break  # silent, or exited for another reason: choosing again won't help
+            self.imap_port, self.imaps_port = free_ports(2)
+        self.stop()
+        raise RuntimeError(f"dovecot did not start:\n{self.log()}")
+
+    def _listening(self, oauth2: str | None) -> bool:
+        """Start Dovecot on the chosen ports; True once it greets, False if it exits or
+        stays silent (a loaded machine gets 30 s)."""
         (self.root / "dovecot.conf").write_text(_CONFIG.format(
             root=self.root, imap_port=self.imap_port, imaps_port=self.imaps_port,
             uid=self.mail_uid, gid=self.mail_gid, sent=self.sent, **_service_users(),
             oauth2_mechanisms=" xoauth2 oauthbearer" if oauth2 else "",
             oauth2_passdb=_OAUTH2_PASSDB.format(root=self.root) if oauth2 else "",
         ))
-        for folder in ("INBOX", self.sent, "Drafts", "Trash", "Junk"):
-            self.maildir(folder)
-        self.process = subprocess.Popen(
-            [DOVECOT, "-F", "-c", str(self.root / "dovecot.conf")],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 10
+        with open(self.root / "dovecot.stderr", "wb") as stderr:
+            self.process = subprocess.Popen(
+                [DOVECOT, "-F", "-c", str(self.root / "dovecot.conf")],
+                stdout=subprocess.DEVNULL, stderr=stderr,
+            )
+        deadline = time.monotonic() + 30
         while time.monotonic() < deadline and self.process.poll() is None:
             try:
                 with socket.create_connection(("127.0.0.1", self.imap_port), timeout=1) as s:
                     if s.recv(100).startswith(b"* OK"):
-                        return self
+                        return True
             except OSError:
                 time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"dovecot did not start:\n{self.log()}")
+        return False
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -187,8 +211,9 @@ class Dovecot:
         self.process = None
 
     def log(self) -> str:
-        path = self.root / "dovecot.log"
-        return path.read_text(errors="replace") if path.exists() else ""
+        """Dovecot's log, and what it wrote to stderr before its log was open."""
+        paths = (self.root / "dovecot.stderr", self.root / "dovecot.log")
+        return "".join(p.read_text(errors="replace") for p in paths if p.exists())
 
     def maildir(self, folder: str) -> Path:
         """The Maildir++ directory of `folder` (created if missing)."""
