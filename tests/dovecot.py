@@ -160,15 +160,15 @@ class Dovecot:
             (self.root / sub).mkdir(parents=True, exist_ok=True)
         make_certificate(self.root)
         (self.root / "passwd").write_text(f"{USER}:{{PLAIN}}{self.password}\n")
-        oauth2 = self.oauth2_introspection
-        if oauth2:
-            (self.root / "oauth2.conf.ext").write_text(_OAUTH2_CONF.format(url=oauth2))
+        if self.oauth2_introspection:
+            (self.root / "oauth2.conf.ext").write_text(
+                _OAUTH2_CONF.format(url=self.oauth2_introspection))
         for folder in ("INBOX", self.sent, "Drafts", "Trash", "Junk"):
             self.maildir(folder)
         # A port chosen free can be taken by another process before Dovecot binds it
         # (Dovecot then exits at once): choose again, a few times.
         for _ in range(3):
-            if self._listening(oauth2):
+            if self._listening():
                 return self
             if self.process.poll() is None or "in use" not in self.log():
                 break  # silent, or exited for another reason: choosing again won't help
@@ -176,9 +176,10 @@ class Dovecot:
         self.stop()
         raise RuntimeError(f"dovecot did not start:\n{self.log()}")
 
-    def _listening(self, oauth2: str | None) -> bool:
+    def _listening(self) -> bool:
         """Start Dovecot on the chosen ports; True once it greets, False if it exits or
         stays silent (a loaded machine gets 30 s)."""
+        oauth2 = self.oauth2_introspection
         (self.root / "dovecot.conf").write_text(_CONFIG.format(
             root=self.root, imap_port=self.imap_port, imaps_port=self.imaps_port,
             uid=self.mail_uid, gid=self.mail_gid, sent=self.sent, **_service_users(),
