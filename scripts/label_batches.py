@@ -3,12 +3,12 @@
     PYTHONPATH=src python scripts/label_batches.py OUT [--cache DIR] [--pick uncertain]
                                                    [--batches 7]
 
-A round reads unlabelled messages of owners already in the train split (--pick): `any`
-(the fifth round) whichever they are, as the mail comes; or chosen by the shipped model:
-`sales-hard` (the third) those whose sales probability is at least --floor; `uncertain`
-(the fourth) those with some tag's probability within --margin of its threshold, where
-the model is least sure. At most 2 per sender and 6 per
-owner (a seeded shuffle, so one newsletter or one busy owner does not fill the round).
+A round reads unlabelled messages of owners already in the train split (--pick):
+`as-comes` (the fifth round) whichever they are, as the mail comes; or chosen by the
+shipped model: `sales-hard` (the third) those whose sales probability is at least
+--floor; `uncertain` (the fourth) those with some tag's probability within --margin of
+its threshold, where the model is least sure. At most 2 per sender and 6 per owner (a
+seeded shuffle, so one newsletter or one busy owner does not fill the round).
 The model only chooses what is read; the labels are what the readers decide. Writes
 OUT/candidates.csv and OUT/bN/batch.md (headers and the decoded body as a reader sees
 it, one item per message); readers write OUT/bN/labels.csv. business.csv's `chosen`
@@ -59,7 +59,7 @@ def _raw_messages(shared: Path) -> dict[str, Message]:
 def _picked(probabilities: np.ndarray, thresholds: np.ndarray, pick: str, floor: float,
             margin: float) -> np.ndarray:
     """Which messages a round of kind `pick` would read."""
-    if pick == "any":
+    if pick == "as-comes":
         return np.ones(len(probabilities), dtype=bool)
     if pick == "sales-hard":
         return probabilities[:, TAGS.index("sales")] >= floor
@@ -104,7 +104,8 @@ def main() -> None:
     parser.add_argument("out", type=Path)
     parser.add_argument("--shared", type=Path, default=SHARED_DIR)
     parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "mailnet-train")
-    parser.add_argument("--pick", choices=("any", "sales-hard", "uncertain"), default="uncertain")
+    parser.add_argument("--pick", choices=("as-comes", "sales-hard", "uncertain"),
+                        default="uncertain")
     parser.add_argument("--floor", type=float, default=0.15, help="for --pick sales-hard")
     parser.add_argument("--margin", type=float, default=0.15, help="for --pick uncertain")
     parser.add_argument("--seed", type=int, default=7)

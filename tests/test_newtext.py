@@ -137,6 +137,14 @@ CASES = {
         "Sí.\n\nEl lun, 3 may 2024 a las 10:00, Ana <a@x.es> escribió:\n¿Vienes?\n",
         "Sí.",
     ),
+    "all of it quoted, no line saying whose: what this sender sent": (
+        "> CONFIDENTIAL\n>\n> The report they don't want you to read.\n>  Order today!\n",
+        "CONFIDENTIAL\n\nThe report they don't want you to read.\n Order today!",
+    ),
+    "a quote under a wrote line and nothing else: nothing written": (
+        "On Mon, 3 May 2024, Ann wrote:\n> Are you coming?\n",
+        "",
+    ),
     "thanks line is the sender's text, not a signature": (
         "That worked.\n\nThanks!\nLee\n",
         "That worked.\n\nThanks!\nLee",

@@ -160,6 +160,29 @@ def test_plain_part_that_says_something_is_kept() -> None:
     assert m.new_text == "Yes, Tuesday works."
 
 
+_LETTER = (b"<p>Dear member, your account has been chosen for a loyalty reward. Sign in "
+           b"before Friday to confirm your card details and claim it, or it will expire "
+           b"and pass to the next member on the list.</p><p>Rewards are limited to one per "
+           b"household and are subject to verification. Members who confirm within 24 hours "
+           b"also receive free shipping on their next three orders.</p>")
+
+
+@pytest.mark.parametrize("plain", [
+    b"This is a plain-text message body",
+    b"Texto alternativo caso o HTML nao possa ser carregado",  # any language
+])
+def test_a_short_stand_in_for_a_longer_html_part_is_not_the_message(plain: bytes) -> None:
+    m = parse(_two_parts(plain, _LETTER, b"alternative"))
+    assert m.new_text.startswith("Dear member, your account has been chosen")
+
+
+def test_a_plain_part_the_html_only_dresses_up_is_kept() -> None:
+    short = b"Dear member, your account has been chosen for a loyalty reward."
+    m = parse(_two_parts(short, b"<p><b>Dear member</b>, your account has been chosen for a "
+                         b"loyalty reward.</p><p>Team X</p>", b"alternative"))
+    assert m.new_text == short.decode()
+
+
 @pytest.mark.parametrize(("value", "expected"), [
     ("<00000e256af3$0000@Received: from [192.168.1.2] ([24.7.157.115]) by mail.x.com >",
      "00000e256af3$0000@Received"),
@@ -179,6 +202,9 @@ def test_broken_message_id_keeps_its_first_token(value: str, expected: str) -> N
     # MSN Groups: the plain alternative says "your e-mail program does not support HTML".
     ("spamassassin-hard-ham-1", "OneIncomeLiving-1396@groups.msn.com",
      "New Message on One Income Living\n\nHi! I'm new here."),
+    # A phishing mail whose plain alternative only says "This is a plain-text message body".
+    ("phishing_pot", "aTrnyNUZs24aruvJOumGKtyiY5sULWFs4yvQ6UJH28@localhost",
+     "Your Exclusive Binance Bonus Awaits!"),
     # A folded Message-ID without its closing bracket.
     ("spamassassin-spam-2", "00000e256af3$000032f9$00000b75@Received", ""),
 ])

@@ -76,6 +76,9 @@ _RULE = re.compile(r"^\s*[_=\-*~]{10,}\s*$")
 _SIGN_OFF_TAIL = 8  # lines a sign-off block (name, title, phone...) may run
 
 
+_QUOTE_MARK = re.compile(r"^\s*(>\s?)+")
+
+
 def _is_quote(line: str) -> bool:
     return line.lstrip().startswith(">")
 
@@ -209,6 +212,11 @@ def split_reply(body: str) -> tuple[str, list[str] | None]:
         # Some clients (Outlook, HTML mail turned into text) answer inside an unmarked
         # quote. Better the whole exchange than losing what the sender wrote.
         text = _tidy(_strip_signature(_strip_quotes(lines, cut_quoted=False)[0]))
+    if not text and any(line.strip() for line in lines) and all(
+            _is_quote(line) for line in lines if line.strip()):
+        # All of it quoted and no line saying whose words they are (spam often comes so):
+        # what is quoted is what this sender sent.
+        text = _tidy(_strip_signature([_QUOTE_MARK.sub("", line) for line in lines]))
     return text, None if forward or start < 0 else lines[start:]
 
 

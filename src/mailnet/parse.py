@@ -210,8 +210,8 @@ def _part_text(part: email.message.Message) -> str:
 
 
 def body_text(msg: email.message.Message) -> str:
-    """The message's text: its text/plain parts, else (or when they say nothing but a list
-    footer or "view it online") its HTML turned into text.
+    """The message's text: its text/plain parts, else (or when they are a short stand-in:
+    a list footer, "view it online", a line the HTML says far more than) its HTML as text.
 
     Attachments are skipped: parts with a file name or an attachment disposition.
     """
@@ -224,10 +224,11 @@ def body_text(msg: email.message.Message) -> str:
             continue
         if text := _part_text(part):
             (plain if kind == "text/plain" else html).append(text)
-    if plain and not (html and _says_nothing("\n".join(plain))):
-        text = "\n".join(plain)
-    else:
-        text = "\n".join(_html_text(h) for h in html)
+    text = "\n".join(plain)
+    if html and (not plain or len(text) <= _STUB_MAX):
+        shown = "\n".join(_html_text(h) for h in html)
+        if not plain or _says_less(text, shown):
+            text = shown
     return text[:MAX_BODY_CHARS]
 
 
@@ -238,14 +239,17 @@ _STUB = re.compile(
     r"(support|display)|can(no|')t (see|read|view) this|enable html",
     re.IGNORECASE)
 _STUB_MAX = 600  # characters: a longer plain part says something of its own
+# A short plain part whose HTML says this many times more (and some) is a stand-in for it:
+# "This is a plain-text message body", or the like in any language.
+_STUB_RATIO, _STUB_SLACK = 4, 100
 
 
-def _says_nothing(plain: str) -> bool:
-    """A plain part that is only a list footer or a "view it online" stub (the HTML holds
-    the message); a long plain part is taken as it is without looking further."""
-    if len(plain) > _STUB_MAX:
-        return False
-    return not extract_new_text(plain) or bool(_STUB.search(plain))
+def _says_less(plain: str, shown: str) -> bool:
+    """A short plain part that is only a list footer, a "view it online" stub or a line
+    standing in for the HTML (`shown`, as text), which holds the message."""
+    said = extract_new_text(plain)
+    return not said or bool(_STUB.search(plain)) or (
+        len(extract_new_text(shown)) >= _STUB_RATIO * len(said) + _STUB_SLACK)
 
 
 def _unmunged(sender: Address | None, reply_to: list[Address], list_post: str) -> Address | None:
