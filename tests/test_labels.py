@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from mailnet.store import TAGS
-from mailnet.training import CHOSEN_WEIGHT, LABELS_DIR, label_table
+from mailnet.training import CHOSEN_WEIGHT, LABELS_DIR, label_table, weighed
 
 COLUMNS = {
     "real.csv": ["corpus", "message_id", *TAGS, "split"],
@@ -75,3 +75,13 @@ def test_business_rows_say_how_they_were_chosen() -> None:
     hard = table[table["chosen"] != "any"]
     assert (hard["split"] == "train").all()
     assert set(hard["owner"]) <= set(table.loc[table["chosen"] == "any", "owner"])
+
+
+def test_rows_are_weighed_by_how_they_were_chosen_and_weight_0_is_not_trained_on() -> None:
+    chosen = [*CHOSEN_WEIGHT, None]  # None: a row of a file without `chosen` (real.csv)
+    rows = weighed(pd.DataFrame({"chosen": chosen, "message_id": range(len(chosen))}))
+    kept = [i for i, c in enumerate(chosen) if c is None or CHOSEN_WEIGHT[c] > 0]
+    assert rows["message_id"].tolist() == kept
+    assert rows["weight"].tolist() == [1.0 if chosen[i] is None else CHOSEN_WEIGHT[chosen[i]]
+                                       for i in kept]
+    assert 0 in CHOSEN_WEIGHT.values() and 0.5 in CHOSEN_WEIGHT.values()

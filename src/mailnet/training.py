@@ -390,6 +390,14 @@ CHOSEN_WEIGHT = {"any": 1.0, "sales-hard": 0.5, "uncertain": 0.0, "as-comes": 0.
 POOL_COLUMNS = (*COLUMNS, "corpus", "message_id", *TAGS, "split", "source", "weak", "weight")
 
 
+def weighed(rows: pd.DataFrame) -> pd.DataFrame:
+    """`rows` with their training weight (business.csv's by its `chosen`, :data:`CHOSEN_WEIGHT`;
+    1 for every other file's, which have no `chosen`), without the rows weighed 0: read and
+    kept, not trained on."""
+    weight = rows["chosen"].map(CHOSEN_WEIGHT).fillna(1.0)
+    return rows.assign(weight=weight)[weight > 0]
+
+
 def labelled_pool(shared: Path, labels_dir: Path, cache: Path) -> tuple[pd.DataFrame, dict]:
     """Every labelled message of every source, and per label file how many labels were
     not found (their Message-ID is not what mailnet reads).
@@ -416,8 +424,7 @@ def labelled_pool(shared: Path, labels_dir: Path, cache: Path) -> tuple[pd.DataF
     parts.append(_weak(phishing, 1).assign(split="test"))
     pool = pd.concat(parts, ignore_index=True)
     pool["source"] = pool["corpus"].map(source_of)
-    pool["weight"] = pool["chosen"].map(CHOSEN_WEIGHT).fillna(1.0)  # business.csv's rows
-    pool = pool[pool["weight"] > 0]
+    pool = weighed(pool)
     for tag in TAGS:
         pool[tag] = pool[tag].fillna(UNKNOWN).astype(int)
     return pool[list(POOL_COLUMNS)], missing
