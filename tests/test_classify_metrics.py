@@ -5,8 +5,8 @@ F1 ≥ 0.95 at precision ≥ 0.99. Held-out real messages: F1 ≥ 0.85 for reque
 thanks and sales, ≥ 0.75 for offer. A target the model does not reach yet
 is reported as xfail with the measured figure (so the run says plainly what
 is missing); targets the model meets, the precision floor and the support
-checks are hard asserts. Model mailnet-intent-d9149ab321f6 meets all but one:
-sentence request F1 0.774 (held out: request 0.857, offer 0.881, thanks
+checks are hard asserts. Model mailnet-intent-f8ff270ada5f meets all but one:
+sentence request F1 0.774 (held out: request 0.860, offer 0.883, thanks
 0.908, sales 0.949; spam-2 sales F1 0.953 at precision 0.997).
 """
 

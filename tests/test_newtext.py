@@ -141,6 +141,11 @@ CASES = {
         "> CONFIDENTIAL\n>\n> The report they don't want you to read.\n>  Order today!\n",
         "CONFIDENTIAL\n\nThe report they don't want you to read.\n Order today!",
     ),
+    "a forward quoted whole, its original's header inside the quote: nothing written": (
+        "> -----Original Message-----\n> From: Ann\n> Sent: Friday\n> To: Bo\n>\n"
+        "> Look at the paint department.\n",
+        "",
+    ),
     "a quote under a wrote line and nothing else: nothing written": (
         "On Mon, 3 May 2024, Ann wrote:\n> Are you coming?\n",
         "",

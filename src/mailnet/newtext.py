@@ -214,9 +214,10 @@ def split_reply(body: str) -> tuple[str, list[str] | None]:
         text = _tidy(_strip_signature(_strip_quotes(lines, cut_quoted=False)[0]))
     if not text and any(line.strip() for line in lines) and all(
             _is_quote(line) for line in lines if line.strip()):
-        # All of it quoted and no line saying whose words they are (spam often comes so):
-        # what is quoted is what this sender sent.
-        text = _tidy(_strip_signature([_QUOTE_MARK.sub("", line) for line in lines]))
+        # All of it quoted (spam often comes so): unquoted, what no line gives to someone
+        # else (an original's separator or header, a "wrote:" line) is what this sender sent.
+        text = _tidy(_strip_signature(_strip_quotes(
+            [_QUOTE_MARK.sub("", line) for line in lines])[0]))
     return text, None if forward or start < 0 else lines[start:]
 
 
