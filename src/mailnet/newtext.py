@@ -76,7 +76,7 @@ _RULE = re.compile(r"^\s*[_=\-*~]{10,}\s*$")
 _SIGN_OFF_TAIL = 8  # lines a sign-off block (name, title, phone...) may run
 
 
-_QUOTE_MARK = re.compile(r"^\s*(>\s?)+")
+_QUOTE_MARK = re.compile(r"^\s*(>\s?)+")  # every level of a quoted line's marks
 
 
 def _is_quote(line: str) -> bool:
@@ -212,8 +212,7 @@ def split_reply(body: str) -> tuple[str, list[str] | None]:
         # Some clients (Outlook, HTML mail turned into text) answer inside an unmarked
         # quote. Better the whole exchange than losing what the sender wrote.
         text = _tidy(_strip_signature(_strip_quotes(lines, cut_quoted=False)[0]))
-    if not text and any(line.strip() for line in lines) and all(
-            _is_quote(line) for line in lines if line.strip()):
+    if not text and all(_is_quote(line) for line in lines if line.strip()):
         # All of it quoted (spam often comes so): unquoted, what no line gives to someone
         # else (an original's separator or header, a "wrote:" line) is what this sender sent.
         text = _tidy(_strip_signature(_strip_quotes(
