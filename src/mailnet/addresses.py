@@ -18,6 +18,11 @@ class Address:
     address: str
 
 
+def shown(name: str, address: str) -> str:
+    """A mailbox as a reader sees it: `Name <address>`, or the bare address."""
+    return f"{name} <{address}>" if name else address
+
+
 # Local parts that mark a machine, not a person, as the sender.
 _AUTOMATED_LOCAL = re.compile(
     r"^(no[-_.]?reply|do[-_.]?not[-_.]?reply|donotreply|mailer[-_.]daemon|postmaster|"

@@ -26,6 +26,7 @@ from rich.table import Table
 from rich.text import Text
 
 from mailnet import favours as favour_views
+from mailnet.addresses import shown
 from mailnet.favours import Favours, favour_ledger
 from mailnet.ledger import COLUMNS, LABELS, NEGATIVE, Evidence, Flag, Ledger, bulk_pitches
 from mailnet.network import Network, build_network
@@ -191,8 +192,7 @@ def contact_view(ledger: Ledger, contact: str) -> RenderableType:
         ("imbalance", str(r["imbalance"])),
     ):
         facts.add_row(label, value)
-    title = f"{r['name']} <{contact}>" if r["name"] else contact
-    parts: list[RenderableType] = [Panel(facts, title=text(title),
+    parts: list[RenderableType] = [Panel(facts, title=text(shown(r["name"], contact)),
                                          subtitle=ledger.window.describe()),
                                    Text(ledger.coverage.describe(), style="dim")]
     for f in ledger.flags.get(contact, []):

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from mailnet.addresses import shown
 from mailnet.errors import MailnetError
 from mailnet.parse import ParsedMessage
 from mailnet.private import private_dir, private_file, write_private
@@ -504,9 +505,8 @@ class Store:
                 "SELECT message, kind, name, address FROM recipients "
                 "WHERE message IN (SELECT value FROM json_each(?)) AND kind IN ('to', 'cc') "
                 "ORDER BY rowid", (wanted,)):
-            recips.setdefault(message, {}).setdefault(kind, []).append(
-                f"{name} <{address}>" if name else address)
-        return {i: MessageView(i, date or "", f"{name} <{addr}>" if name else addr,
+            recips.setdefault(message, {}).setdefault(kind, []).append(shown(name, address))
+        return {i: MessageView(i, date or "", shown(name, addr),
                                recips.get(i, {}).get("to", []), recips.get(i, {}).get("cc", []),
                                subject, message_id, folder, text[:max_text],
                                len(text) > max_text)

@@ -21,6 +21,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from mailnet.addresses import shown
 from mailnet.config import PATTERNS, PatternSettings
 from mailnet.contacts import FROM_ME, TO_ME
 from mailnet.ledger import LABELS, NEGATIVE, Ledger, _snippets
@@ -485,8 +486,7 @@ def _figures_line(v: Verdict) -> Text:
 
 def view(why: Why) -> RenderableType:
     """For the terminal: a panel per flag, then the near misses and what is not judged."""
-    title = f"{why.name} <{why.contact}>" if why.name else why.contact
-    parts: list[RenderableType] = [text(f"Why: {title}", "bold"), Text(
+    parts: list[RenderableType] = [text(f"Why: {shown(why.name, why.contact)}", "bold"), Text(
         f"{why.window}; {why.coverage}", style="dim")]
     for v in why.flags:
         body = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
