@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from datetime import datetime, timedelta, timezone
+import time
+import warnings
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 
 from mailnet.addresses import Address
 from mailnet.newtext import split_reply
-from mailnet.quoted import read_quoted, resolve, with_resolved
+from mailnet.quoted import original_date, read_quoted, resolve, with_resolved
 
 from conftest import make_message
 
@@ -145,3 +147,26 @@ def test_a_quoted_senders_name_stops_where_its_address_starts() -> None:
     assert q is not None
     who = with_resolved(q, PEOPLE)
     assert who is not None and who[0] == Address("Ann Lee", "ann.lee@corp.example")
+
+
+@pytest.mark.parametrize(("written", "utc"), [
+    ("Tuesday, November 27, 2001 3:10 PM EST", datetime(2001, 11, 27, 20, 10, tzinfo=UTC)),
+    ("Tuesday, November 27, 2001 3:10 PM -0600", datetime(2001, 11, 27, 21, 10, tzinfo=UTC)),
+    ("Tuesday, November 27, 2001 3:10 PM", datetime(2001, 11, 27, 23, 10, tzinfo=UTC)),
+    ("Tuesday, November 27, 2001 3:10 PM XYZT", datetime(2001, 11, 27, 23, 10, tzinfo=UTC)),
+])
+def test_a_quoted_date_is_read_in_its_written_zone_or_the_replys(
+        written: str, utc: datetime, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A zone name is read as mail means it, never as this machine's zone (dateutil takes a
+    name that matches the local zone's for it: here a machine whose zone is also called
+    EST, ten hours east, as Australia's once was), and one it does not know is the
+    reply's, silently: an import prints no warning per message."""
+    monkeypatch.setenv("TZ", "EST-10")
+    time.tzset()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            assert original_date(written, DAY) == utc
+    finally:
+        monkeypatch.undo()
+        time.tzset()

@@ -128,12 +128,27 @@ def recovered_id(sender: str, date: datetime, subject: str) -> str:
     return f"recovered.{hashlib.sha1(key.encode()).hexdigest()[:24]}@mailnet.invalid"
 
 
+# The zone names mail headers may carry (RFC 5322's obsolete zones), as UTC offsets.
+_ZONES = {"UT": 0, "UTC": 0, "GMT": 0, "Z": 0, "EST": -5, "EDT": -4, "CST": -6, "CDT": -5,
+          "MST": -7, "MDT": -6, "PST": -8, "PDT": -7}
+
+
+def _zone(name: str | None, offset: int | None) -> int | None:
+    """A written zone as seconds east of UTC: a numeric offset, a known name, or None (the
+    reply's zone). Never the machine's own zone, which dateutil would take for its names."""
+    if offset is not None:
+        return offset
+    hours = _ZONES.get((name or "").upper())
+    return None if hours is None else hours * 3600
+
+
 def original_date(written: str, reply: datetime) -> datetime:
     """The quoted "Sent:" date in the reply's own time zone (the writer's clock and the
     replier's are one office's, or unknown); never after the reply."""
     latest = reply - timedelta(minutes=1)
     try:
-        local = dateparser.parse(written, fuzzy=True, default=reply.replace(tzinfo=None))
+        local = dateparser.parse(written, fuzzy=True, default=reply.replace(tzinfo=None),
+                                 tzinfos=_zone)
     except (ValueError, OverflowError):
         return latest
     when = local.replace(tzinfo=reply.tzinfo) if local.tzinfo is None else local
