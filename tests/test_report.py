@@ -157,6 +157,35 @@ def test_contact_shows_ledger_flags_evidence_and_timeline(db: Path) -> None:
     assert "surfaces_in_need" in {f["pattern"] for f in data["flags"]}
 
 
+def test_contact_and_why_take_the_name_the_report_shows(db: Path) -> None:
+    """The terminal report shows a contact's name: pasted back (any case), it finds them."""
+    by_address = json.loads(run("contact", "tom@becker.example", *AS_OF, "--format", "json",
+                                db=db).stdout)
+    result = run("contact", "tom BECKER", *AS_OF, "--format", "json", db=db)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout) == by_address
+    result = run("why", "Tom Becker", *AS_OF, "--format", "json", db=db)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["contact"] == "tom@becker.example"
+
+
+def test_a_name_two_contacts_share_asks_for_an_address(tmp_path: Path) -> None:
+    inbox = tmp_path / "INBOX"
+    inbox.mkdir()
+    for i, host in enumerate(("a.example", "b.example")):
+        (inbox / f"{i}.eml").write_bytes(make_message(
+            f"Pat Lee <pat@{host}>", "Sam Rivera <sam@rivera.example>",
+            message_id=f"<{i}@{host}>"))
+    config = tmp_path / "config.toml"
+    config.write_text('[identity]\naddresses = ["sam@rivera.example"]\n')
+    db = tmp_path / "m.db"
+    assert run("import", str(inbox), db=db, config=config).exit_code == 0
+    result = run("contact", "Pat Lee", db=db, config=config)
+    assert result.exit_code == 2
+    assert result.stderr.strip() == ("mailnet: error: 2 contacts are called Pat Lee: give one "
+                                     "of pat@a.example, pat@b.example")
+
+
 def test_prune_exports_takers_not_allies(db: Path, tmp_path: Path) -> None:
     out = tmp_path / "prune.csv"
     result = run("prune", *AS_OF, "--output", str(out), db=db)

@@ -347,7 +347,9 @@ table_or_json = click.option("--format", "fmt", type=click.Choice(["table", "jso
 @friendly_errors
 def contact_cmd(obj: Context, address: str, since: Any, until: Any, as_of: Any,
                 fmt: str) -> None:
-    """One contact's ledger, flags with their evidence, and the timeline of asks and gives."""
+    """One contact's ledger, flags with their evidence, and the timeline of asks and gives.
+
+    ADDRESS is the contact's address, or their name as the report shows it."""
     from mailnet import report
     from mailnet.ledger import contact_key
 

@@ -701,11 +701,19 @@ def _shorten(text: str) -> str:
 
 
 def contact_key(ledger: Ledger, address: str, config: Config) -> str:
-    """The ledger's key for `address` (aliases merged), or a clear error."""
+    """The ledger's key for `address` (aliases merged), or for a name as the report shows
+    it ("Thorne, Judy") when one contact has it; or a clear error."""
     key = config.canonical(address)
-    if key not in ledger.table.index:
-        raise ReportError(f"no mail exchanged with {address} from {ledger.window.describe()}")
-    return key
+    if key in ledger.table.index:
+        return key
+    t = ledger.table
+    named = sorted(t.index[t["name"].str.casefold() == address.strip().casefold()])
+    if len(named) == 1:
+        return named[0]
+    if named:
+        raise ReportError(f"{len(named)} contacts are called {address}: give one of "
+                          f"{', '.join(named)}")
+    raise ReportError(f"no mail exchanged with {address} from {ledger.window.describe()}")
 
 
 def select(ledger: Ledger, *, patterns: tuple[str, ...] = (), contact: str | None = None,
