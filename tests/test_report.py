@@ -157,7 +157,7 @@ def test_contact_shows_ledger_flags_evidence_and_timeline(db: Path) -> None:
     assert "surfaces_in_need" in {f["pattern"] for f in data["flags"]}
 
 
-def test_contact_and_why_take_the_name_the_report_shows(db: Path) -> None:
+def test_contact_why_and_messages_take_the_name_the_report_shows(db: Path) -> None:
     """The terminal report shows a contact's name: pasted back (any case), it finds them."""
     by_address = json.loads(run("contact", "tom@becker.example", *AS_OF, "--format", "json",
                                 db=db).stdout)
@@ -167,6 +167,9 @@ def test_contact_and_why_take_the_name_the_report_shows(db: Path) -> None:
     result = run("why", "Tom Becker", *AS_OF, "--format", "json", db=db)
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["contact"] == "tom@becker.example"
+    listed = [json.loads(run("messages", "--contact", who, "--format", "json", db=db).stdout)
+              for who in ("tom@becker.example", "Tom Becker")]
+    assert listed[0] and listed[1] == listed[0]
 
 
 def test_a_name_two_contacts_share_asks_for_an_address(tmp_path: Path) -> None:

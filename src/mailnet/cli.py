@@ -552,7 +552,7 @@ def _label_answer(obj: Context, guess: list[str], keys: dict[str, str],
 
 @main.command()
 @click.option("--tag", type=click.Choice(TAGS), default=None, help="Only messages with this tag.")
-@click.option("--contact", default=None, help="Only messages exchanged with this address.")
+@click.option("--contact", default=None, help="Only messages exchanged with this contact (address or name).")
 @click.option("--format", "fmt", type=click.Choice(RECORD_FORMATS), default="table",
               show_default=True)
 @click.option("--limit", type=int, default=None, help="Show only the newest N messages.")
@@ -562,15 +562,17 @@ def messages(obj: Context, tag: str | None, contact: str | None, fmt: str,
              limit: int | None) -> None:
     """Stored messages with date, sender, subject, tags and tag probabilities."""
     from mailnet.classify import list_messages
-    from mailnet.contacts import exchanges
+    from mailnet.contacts import contact_summary, exchanges, find_contact
     from mailnet.output import emit
 
     config = obj.config()
     with Store(config.db_path, create=False) as store:
         ids = None
         if contact is not None:
-            links = exchanges(store, config).links
-            ids = links.loc[links["contact"] == config.canonical(contact), "id"]
+            ex = exchanges(store, config)
+            names = contact_summary(ex).set_index("contact")["name"]
+            key = find_contact(names, contact, config.canonical(contact))
+            ids = ex.links.loc[ex.links["contact"] == key, "id"]
         table = list_messages(store, tag, ids)
     if limit is not None:
         table = table.head(limit)

@@ -14,6 +14,7 @@ import pandas as pd
 
 from mailnet.addresses import is_automated_address
 from mailnet.config import Config, PatternSettings
+from mailnet.errors import MailnetError
 from mailnet.store import Store
 
 FROM_ME = "from_me"
@@ -33,6 +34,24 @@ def _name_key(name: str) -> str:
     short (one word) to tell a person apart."""
     words = name.replace('"', " ").replace("'", " ").casefold().split()
     return " ".join(words) if len(words) >= 2 else ""
+
+
+class ContactError(MailnetError):
+    """A name that several contacts share."""
+
+
+def find_contact(names: pd.Series, who: str, key: str) -> str | None:
+    """`key` (the address `who`, aliases merged) when it is one of the contacts (the index
+    of `names`, their names as the report shows them); else the one contact called `who`,
+    in any case; None when nobody is. The report lists people by name, so a name pasted
+    back must find them."""
+    if key in names.index:
+        return key
+    named = sorted(names.index[names.str.casefold() == who.strip().casefold()])
+    if len(named) > 1:
+        raise ContactError(f"{len(named)} contacts are called {who}: give one of "
+                           f"{', '.join(named)}")
+    return named[0] if named else None
 
 
 def my_addresses(store: Store, config: Config,

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from mailnet.config import PATTERNS, Config, PatternSettings
-from mailnet.contacts import FROM_ME, TO_ME, contact_kind, exchanges
+from mailnet.contacts import FROM_ME, TO_ME, contact_kind, exchanges, find_contact
 from mailnet.errors import MailnetError
 from mailnet.store import TAGS, Store
 from mailnet.threads import FORWARD_SUBJECT
@@ -701,19 +701,12 @@ def _shorten(text: str) -> str:
 
 
 def contact_key(ledger: Ledger, address: str, config: Config) -> str:
-    """The ledger's key for `address` (aliases merged), or for a name as the report shows
-    it ("Thorne, Judy") when one contact has it; or a clear error."""
-    key = config.canonical(address)
-    if key in ledger.table.index:
-        return key
-    t = ledger.table
-    named = sorted(t.index[t["name"].str.casefold() == address.strip().casefold()])
-    if len(named) == 1:
-        return named[0]
-    if named:
-        raise ReportError(f"{len(named)} contacts are called {address}: give one of "
-                          f"{', '.join(named)}")
-    raise ReportError(f"no mail exchanged with {address} from {ledger.window.describe()}")
+    """The ledger's key for `address` (aliases merged) or for a contact's name, or a clear
+    error."""
+    key = find_contact(ledger.table["name"], address, config.canonical(address))
+    if key is None:
+        raise ReportError(f"no mail exchanged with {address} from {ledger.window.describe()}")
+    return key
 
 
 def select(ledger: Ledger, *, patterns: tuple[str, ...] = (), contact: str | None = None,
