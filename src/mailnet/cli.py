@@ -552,7 +552,8 @@ def _label_answer(obj: Context, guess: list[str], keys: dict[str, str],
 
 @main.command()
 @click.option("--tag", type=click.Choice(TAGS), default=None, help="Only messages with this tag.")
-@click.option("--contact", default=None, help="Only messages exchanged with this contact (address or name).")
+@click.option("--contact", default=None,
+              help="Only messages exchanged with this contact (address or name).")
 @click.option("--format", "fmt", type=click.Choice(RECORD_FORMATS), default="table",
               show_default=True)
 @click.option("--limit", type=int, default=None, help="Show only the newest N messages.")

@@ -16,6 +16,7 @@ from mailnet.addresses import is_automated_address
 from mailnet.config import Config, PatternSettings
 from mailnet.errors import MailnetError
 from mailnet.store import Store
+from mailnet.untrusted import clean
 
 FROM_ME = "from_me"
 TO_ME = "to_me"
@@ -49,8 +50,8 @@ def find_contact(names: pd.Series, who: str, key: str) -> str | None:
         return key
     named = sorted(names.index[names.str.casefold() == who.strip().casefold()])
     if len(named) > 1:
-        raise ContactError(f"{len(named)} contacts are called {who}: give one of "
-                           f"{', '.join(named)}")
+        raise ContactError(f"{len(named)} contacts are called {clean(who)}: give one of "
+                           f"{clean(', '.join(named))}")
     return named[0] if named else None
 
 
