@@ -563,7 +563,7 @@ def messages(obj: Context, tag: str | None, contact: str | None, fmt: str,
              limit: int | None) -> None:
     """Stored messages with date, sender, subject, tags and tag probabilities."""
     from mailnet.classify import list_messages
-    from mailnet.contacts import contact_summary, exchanges, find_contact
+    from mailnet.contacts import contact_summary, exchanges, named_contact
     from mailnet.output import emit
 
     config = obj.config()
@@ -571,8 +571,9 @@ def messages(obj: Context, tag: str | None, contact: str | None, fmt: str,
         ids = None
         if contact is not None:
             ex = exchanges(store, config)
-            names = contact_summary(ex).set_index("contact")["name"]
-            key = find_contact(names, contact, config.canonical(contact))
+            key = config.canonical(contact)
+            if not (ex.links["contact"] == key).any():  # names only when it is no address
+                key = named_contact(contact_summary(ex).set_index("contact")["name"], contact)
             ids = ex.links.loc[ex.links["contact"] == key, "id"]
         table = list_messages(store, tag, ids)
     if limit is not None:

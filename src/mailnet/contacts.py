@@ -41,13 +41,10 @@ class ContactError(MailnetError):
     """A name that several contacts share."""
 
 
-def find_contact(names: pd.Series, who: str, key: str) -> str | None:
-    """`key` (the address `who`, aliases merged) when it is one of the contacts (the index
-    of `names`, their names as the report shows them); else the one contact called `who`,
-    in any case; None when nobody is. The report lists people by name, so a name pasted
-    back must find them."""
-    if key in names.index:
-        return key
+def named_contact(names: pd.Series, who: str) -> str | None:
+    """The one contact (of the index of `names`, their names as the report shows them)
+    called `who`, in any case; None when nobody is. The report lists people by name, so a
+    name pasted back must find them; a name several share is a clear error."""
     named = sorted(names.index[names.str.casefold() == who.strip().casefold()])
     if len(named) > 1:
         raise ContactError(f"{len(named)} contacts are called {clean(who)}: give one of "

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from mailnet.config import PATTERNS, Config, PatternSettings
-from mailnet.contacts import FROM_ME, TO_ME, contact_kind, exchanges, find_contact
+from mailnet.contacts import FROM_ME, TO_ME, contact_kind, exchanges, named_contact
 from mailnet.errors import MailnetError
 from mailnet.store import TAGS, Store
 from mailnet.threads import FORWARD_SUBJECT
@@ -703,7 +703,9 @@ def _shorten(text: str) -> str:
 def contact_key(ledger: Ledger, address: str, config: Config) -> str:
     """The ledger's key for `address` (aliases merged) or for a contact's name, or a clear
     error."""
-    key = find_contact(ledger.table["name"], address, config.canonical(address))
+    key = config.canonical(address)
+    if key not in ledger.table.index:
+        key = named_contact(ledger.table["name"], address)
     if key is None:
         raise ReportError(f"no mail exchanged with {address} from {ledger.window.describe()}")
     return key

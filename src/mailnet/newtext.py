@@ -74,8 +74,6 @@ _FOOTER = re.compile(
 )
 _RULE = re.compile(r"^\s*[_=\-*~]{10,}\s*$")
 _SIGN_OFF_TAIL = 8  # lines a sign-off block (name, title, phone...) may run
-
-
 _QUOTE_MARK = re.compile(r"^\s*(>\s?)+")  # every level of a quoted line's marks
 
 
