@@ -7,6 +7,7 @@ import contextlib
 import hashlib
 import re
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -296,3 +297,57 @@ def test_trajectories_and_network_sections_in_chromium(browser: object, page_fil
         assert wide == 0
 
 
+
+
+def test_long_addresses_and_unbroken_text_stay_readable(browser: object,
+                                                         tmp_path: Path) -> None:
+    """Business mail: contacts known only by a long address, pitches opening with a rule of
+    '=' and a tracking link. Each chart label starts inside the chart, and an evidence
+    row's date, who and tag stay on one line beside the long text."""
+    from mailnet.store import Store
+    from report_fixtures import tag_by_hand
+
+    from conftest import make_message
+
+    inbox = tmp_path / "INBOX"
+    inbox.mkdir()
+    senders = ["jennifer.d.sanders@us.andersen.example",
+               "weekly-specials-department@enews.retailer.example"]
+    tags = {}
+    for s, sender in enumerate(senders):
+        for i in range(4):
+            mid = f"m{s}.{i}@example.org"
+            tags[mid] = ("sales",)
+            (inbox / f"{s}-{i}.eml").write_bytes(make_message(
+                sender, "Sam Rivera <sam@rivera.example>", subject=f"Deal {i}",
+                text="=" * 60 + " Save big: http://enews.retailer.example/cgi?y=" + "A" * 60,
+                message_id=f"<{mid}>", date=datetime(2024, 3, 1 + i, 12, 0, tzinfo=UTC)))
+        # Both sides of the mailbox that month: mail with a colleague.
+        for who, to, m in (("Sam Rivera <sam@rivera.example>", "Ann Lee <ann@corp.example>",
+                            "me"), ("Ann Lee <ann@corp.example>",
+                                    "Sam Rivera <sam@rivera.example>", "ann")):
+            (inbox / f"{m}-{s}.eml").write_bytes(make_message(
+                who, to, subject="Notes", message_id=f"<{m}{s}@example.org>",
+                date=datetime(2024, 3, 1 + s, 13, 0, tzinfo=UTC)))
+    config = tmp_path / "config.toml"
+    config.write_text('[identity]\naddresses = ["sam@rivera.example"]\n')
+    db, out = tmp_path / "m.db", tmp_path / "report.html"
+    run = CliRunner().invoke
+    assert run(main, ["--db", str(db), "import", str(inbox)]).exit_code == 0
+    with Store(db) as store:
+        assert tag_by_hand(store, tags) == 8
+    result = run(main, ["--config", str(config), "--db", str(db), "report", "--format", "html",
+                        "--output", str(out)])
+    assert result.exit_code == 0, result.output
+    with _page(browser, out, 1100) as page:
+        left = page.eval_on_selector("svg.summary", "s => s.getBoundingClientRect().left")
+        labels = page.eval_on_selector_all(
+            "svg.summary g.row text:first-child",
+            "ts => ts.map(t => t.getBoundingClientRect().left)")
+        assert len(labels) >= 2 and min(labels) >= left
+        lines = page.eval_on_selector_all(
+            "table.evidence td[data-label=date], table.evidence td[data-label=who], "
+            "table.evidence td[data-label=tag]", """tds => tds.map(td => {
+                const r = document.createRange(); r.selectNodeContents(td);
+                return new Set([...r.getClientRects()].map(x => Math.round(x.top))).size; })""")
+        assert len(lines) >= 3 * 4 and set(lines) == {1}  # the pitches' evidence rows

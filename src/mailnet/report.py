@@ -328,11 +328,17 @@ def _svg(width: int, height: int, body: Iterable[str], label: str, cls: str) -> 
         f'aria-label="{html.escape(label)}">' + "".join(body) + "</svg>")
 
 
+# A contact's name or address in the summary chart: this many characters at most, in a
+# column this wide (px at 12 px type, whose characters average about 7 px), so that the
+# start of a long Enron-style address is never cut off at the chart's left edge.
+_LABEL_CHARS, _LABEL_W = 20, 160
+
+
 def summary_chart(rows: pd.DataFrame, top: int = 40) -> Markup:
     """Per contact, what they gave (offers, right) against what they asked (requests, left),
     each bar with its number. Narrow enough to be read scaled down on a phone."""
     rows = rows.head(top)
-    bar, label_w, half, pad, num_w = 16, 150, 140, 4, 26
+    bar, label_w, half, pad, num_w = 16, _LABEL_W, 140, 4, 26
     most = max(1, int(rows[["their_requests", "their_offers"]].to_numpy().max(initial=1)))
     width, height = label_w + 2 * (half + num_w), 30 + len(rows) * (bar + pad)
     mid = label_w + num_w + half
@@ -344,7 +350,7 @@ def summary_chart(rows: pd.DataFrame, top: int = 40) -> Markup:
         asks = r["their_requests"] / most * half
         gives = r["their_offers"] / most * half
         full = str(r["name"] or contact)
-        name = html.escape(full if len(full) <= 22 else full[:21] + "…")
+        name = html.escape(full if len(full) <= _LABEL_CHARS else full[:_LABEL_CHARS - 1] + "…")
         full = html.escape(full)
         body += [
             f'<g class="row" data-contact="{html.escape(str(contact))}">',
