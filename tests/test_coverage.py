@@ -181,6 +181,10 @@ def test_one_to_one_mailers_are_bulk_by_their_footer_or_host(cli, tmp_path) -> N
             "Weather <forecast@weather.example>", ME, subject=f"Sam, your forecast for day {n}",
             text="Sunny, 24 degrees.\n\nTo unsubscribe from these forecasts, click here.\n",
             message_id=f"<w{n}@x>", date=day))
+        write(root / "INBOX", f"o{n}", make_message(
+            "Shop <shop@retail.example>", ME, subject=f"Sam, this week's offer {n}",
+            text="Half price on all shoes.\n\nIf you'd rather not receive these offers by "
+            "email, tell us here.\n", message_id=f"<o{n}@x>", date=day))
         write(root / "INBOX", f"r{n}", make_message(
             "AR System <arsystem@mailman.corp.example>", ME, subject=f"Approval {n} overdue",
             text="Please approve the access request.\n", message_id=f"<r{n}@x>", date=day))
@@ -191,6 +195,7 @@ def test_one_to_one_mailers_are_bulk_by_their_footer_or_host(cli, tmp_path) -> N
     assert cli("import", str(root)).exit_code == 0
     kinds = {r["contact"]: r["kind"] for r in report(cli)["contacts"]}
     assert kinds["forecast@weather.example"] == "bulk"
+    assert kinds["shop@retail.example"] == "bulk"  # an opt-out line without "unsubscribe"
     assert kinds["arsystem@mailman.corp.example"] == "bulk"
     assert kinds["ann@corp.example"] == "person"
 

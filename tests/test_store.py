@@ -130,3 +130,26 @@ def test_migration_8_reads_recovered_names_up_to_their_address(tmp_path: Path) -
         names = dict(store.db.execute("SELECT message_id, from_name FROM messages"))
     # Only recovered originals were named from a quote; a stored message keeps its name.
     assert names == {"k@x": "Ann Lee", "kept@x": "Bo Stone [Finance]"}
+
+
+@pytest.mark.parametrize("footer", [
+    "If you'd rather not receive these offers by email, tell us here.",  # no "unsubscribe"
+    "To opt out of these alerts, reply STOP.",
+    "Si no desea recibir más correos, haga clic aquí para darse de baja.",
+    "配信停止はこちら",
+])
+def test_a_mailers_opt_out_line_is_a_footer_in_its_own_words(tmp_path: Path,
+                                                              footer: str) -> None:
+    """Not every mailer says "unsubscribe"; migration 9 marks what older stores missed."""
+    with Store(tmp_path / "m.db") as store:
+        store.add_messages([parsed(make_message(text=f"Deals.\n\n{footer}\n",
+                                                message_id="<o@x>")),
+                            parsed(make_message(text="I'll opt in.\n", message_id="<p@x>"))])
+    db = sqlite3.connect(tmp_path / "m.db")
+    assert dict(db.execute("SELECT message_id, footer FROM messages")) == {"o@x": 1, "p@x": 0}
+    db.executescript("UPDATE messages SET footer = 0; PRAGMA user_version = 8;")
+    db.close()
+    with Store(tmp_path / "m.db") as store:
+        assert store.schema_version == SCHEMA_VERSION
+        assert dict(store.db.execute("SELECT message_id, footer FROM messages")) == {
+            "o@x": 1, "p@x": 0}

@@ -236,7 +236,7 @@ def contact_kind(address: str, bulk_share: float, list_addresses: frozenset[str]
 
     Without List headers a sender is recognised by behaviour: I never write to them,
     and their mail mostly goes to many people (or to me only in Cc/Bcc), or mostly
-    carries an unsubscribe footer (a mailer's, sent one-to-one), or their address
+    carries an opt-out footer (a mailer's, sent one-to-one), or their address
     reads like a function, not a person."""
     if address in list_addresses:
         return "list"

@@ -30,11 +30,15 @@ class StoreError(MailnetError):
     """The store cannot be opened or is from a newer mailnet."""
 
 
-# Whether a message's own text asks a question, whether it carries an unsubscribe line
+# Whether a message's own text asks a question, whether it carries an opt-out line
 # (a mailer's footer: people don't write one), and whether it hands over a link or a
 # document (what fulfils an ask: mailnet.favours), as SQL over its new text.
 _QUESTION = "instr({text}, '?') > 0"
-_FOOTER = "{text} LIKE '%unsubscribe%'"
+# A mailer's opt-out line, as mailers word it (SQLite's LIKE ignores ASCII case only).
+_OPT_OUT = ("unsubscribe", "opt out", "opt-out", "rather not receive", "no longer wish to "
+            "receive", "wish to be removed", "abbestellen", "désinscri", "desinscri",
+            "désabonn", "darse de baja", "配信停止", "退订")
+_FOOTER = "(" + " OR ".join(f"{{text}} LIKE '%{phrase}%'" for phrase in _OPT_OUT) + ")"
 _LINK = "(instr({text}, '://') > 0 OR instr({text}, 'www.') > 0 OR {text} LIKE '%attach%')"
 
 _MIGRATIONS: list[str] = [
@@ -149,6 +153,10 @@ _MIGRATIONS: list[str] = [
         WHERE recovered = 1 AND instr(from_name, '[') > 0;
     UPDATE messages SET from_name = rtrim(substr(from_name, 1, instr(from_name, '(') - 1))
         WHERE recovered = 1 AND instr(from_name, '(') > 0;
+    """,
+    # 9: a footer's opt-out line in more of the words mailers use ("unsubscribe" only before)
+    f"""
+    UPDATE messages SET footer = {_FOOTER.format(text="new_text")};
     """,
 ]
 _THREAD_MIGRATION = 5
