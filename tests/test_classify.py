@@ -20,12 +20,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 from click.testing import CliRunner, Result
 
 from mailnet.classify import (
     THREAD_OTHERS,
     THREAD_OWN,
     ModelError,
+    PerTagClassifier,
     best_threshold,
     default_model_dir,
     load_model,
@@ -124,6 +126,36 @@ def test_the_model_sees_who_started_the_thread(cli: CLI, tmp_path: Path) -> None
         frame = message_frame(store).set_index("message_id")
     assert frame["thread_role"].to_dict() == {
         "q@x.org": 0, "a@y.org": THREAD_OTHERS, "f@x.org": THREAD_OWN, "o@y.org": 0}
+
+
+def test_spam_posted_to_a_list_is_as_much_sales_as_spam_sent_direct(cli: CLI,
+                                                                    tmp_path: Path) -> None:
+    """The same pitch sent straight to the user and through an open list (List-Id,
+    Precedence: list), and as a reply in the spammer's own thread and to a message
+    the store lacks: the list headers and the thread leave its sales probability
+    where it is. (The model had learned "a list never sells" from where its spam was
+    collected.)"""
+    pitch = ("Dear friend, I am the director of a private bank and I hold a dormant fund "
+             "of $4.5 million that I wish to move to your account with your help. You "
+             "keep 40% for your assistance. Reply with your full name and phone number.")
+    spammer = "Mr. Reed Moss <reed.moss@bank-desk.example>"
+    import_messages(cli, tmp_path, {"<direct@bank-desk.example>": ("Urgent proposal", pitch)},
+                    folder="direct", sender=spammer)
+    import_messages(cli, tmp_path, {"<listed@bank-desk.example>": ("Urgent proposal", pitch)},
+                    folder="list", sender=spammer, to="radio-users@lists.example.org",
+                    List_Id="Radio users <radio-users.lists.example.org>", Precedence="list")
+    for name, parent in (("again", "<direct@bank-desk.example>"), ("lost", "<gone@x.example>")):
+        import_messages(cli, tmp_path, {f"<{name}@bank-desk.example>": ("Re: Urgent proposal",
+                                                                        pitch)},
+                        folder=name, sender=spammer, In_Reply_To=parent)
+    assert cli("classify").exit_code == 0
+    rows = listed(cli)
+    direct = rows["direct@bank-desk.example"]["sales"]
+    assert "sales" in rows["direct@bank-desk.example"]["tags"]
+    assert rows["listed@bank-desk.example"]["sales"] == pytest.approx(direct, abs=0.005)
+    # the follow-up, in the thread the store has, against the same reply to a lost message
+    assert rows["again@bank-desk.example"]["sales"] == pytest.approx(
+        rows["lost@bank-desk.example"]["sales"], abs=0.005)
 
 
 # --- models on disk ----------------------------------------------------------
@@ -351,6 +383,21 @@ def test_threshold_maximises_f1_between_scores() -> None:
     y = np.array([1, 1, 0, 1, 0, 0])
     p = np.array([0.9, 0.8, 0.7, 0.6, 0.2, 0.1])
     assert 0.2 < best_threshold(y, p) < 0.6
+
+
+def test_a_tag_blind_to_a_column_gives_it_no_weight() -> None:
+    """A column that marks every positive is learned unless the tag is blind to it."""
+    rng = np.random.default_rng(0)
+    noise = rng.normal(size=(200, 3))
+    Y = np.tile((noise[:, :1] > 0).astype(int), (1, len(TAGS)))
+    X = sp.csr_matrix(np.column_stack([noise[:, 1:], Y[:, 0] * 2.0 - 1.0]))
+    sees = PerTagClassifier().fit(X, Y)
+    blind = PerTagClassifier(blind={"sales": [-1]}).fit(X, Y)
+    s = TAGS.index("sales")
+    assert abs(sees.coef_[s, -1]) > 1 and blind.coef_[s, -1] == 0
+    assert np.array_equal(blind.coef_[:s, -1], sees.coef_[:s, -1])
+    assert sees.predict(X)[:, s].tolist() == Y[:, s].tolist()
+    assert blind.predict(X)[:, s].tolist() != Y[:, s].tolist()
 
 
 def test_tag_answers_and_sentences() -> None:
