@@ -563,18 +563,13 @@ def messages(obj: Context, tag: str | None, contact: str | None, fmt: str,
              limit: int | None) -> None:
     """Stored messages with date, sender, subject, tags and tag probabilities."""
     from mailnet.classify import list_messages
-    from mailnet.contacts import contact_summary, exchanges, named_contact
+    from mailnet.contacts import exchanged_with, exchanges
     from mailnet.output import emit
 
     config = obj.config()
     with Store(config.db_path, create=False) as store:
-        ids = None
-        if contact is not None:
-            ex = exchanges(store, config)
-            key = config.canonical(contact)
-            if not (ex.links["contact"] == key).any():  # names only when it is no address
-                key = named_contact(contact_summary(ex).set_index("contact")["name"], contact)
-            ids = ex.links.loc[ex.links["contact"] == key, "id"]
+        ids = None if contact is None else exchanged_with(exchanges(store, config), contact,
+                                                          config)
         table = list_messages(store, tag, ids)
     if limit is not None:
         table = table.head(limit)

@@ -249,6 +249,15 @@ def contact_kind(address: str, bulk_share: float, list_addresses: frozenset[str]
     return "person"
 
 
+def exchanged_with(ex: Exchanges, who: str, config: Config) -> pd.Series:
+    """Ids of the messages exchanged with `who`: an address (aliases merged) or, when it is
+    none, a contact's name as the report shows it."""
+    key = config.canonical(who)
+    if not (ex.links["contact"] == key).any():  # the summary's names only when needed
+        key = named_contact(contact_summary(ex).set_index("contact")["name"], who)
+    return ex.links.loc[ex.links["contact"] == key, "id"]
+
+
 def contact_summary(ex: Exchanges,
                     broadcast_recipients: int = PatternSettings.broadcast_recipients
                     ) -> pd.DataFrame:
