@@ -24,6 +24,7 @@ import scipy.sparse as sp
 from click.testing import CliRunner, Result
 
 from mailnet.classify import (
+    MIN_GROUP_POSITIVES,
     THREAD_OTHERS,
     THREAD_OWN,
     ModelError,
@@ -383,6 +384,25 @@ def test_threshold_maximises_f1_between_scores() -> None:
     y = np.array([1, 1, 0, 1, 0, 0])
     p = np.array([0.9, 0.8, 0.7, 0.6, 0.2, 0.1])
     assert 0.2 < best_threshold(y, p) < 0.6
+
+
+def test_each_source_chooses_the_threshold_alike() -> None:
+    """Pooled, a source with many labels chooses the cut; per source, a smaller one whose
+    positives score lower counts the same, unless it has too few positives to say."""
+    def source(positives: int, at: float, negatives: list[tuple[int, float]]) -> tuple:
+        y = [1] * positives + [0] * sum(n for n, _ in negatives)
+        p = [at] * positives + [score for n, score in negatives for _ in range(n)]
+        return np.array(y), np.array(p)
+
+    big_y, big_p = source(100, 0.8, [(40, 0.45), (100, 0.1)])
+    small_y, small_p = source(MIN_GROUP_POSITIVES, 0.4, [(20, 0.1)])
+    y, p = np.r_[big_y, small_y], np.r_[big_p, small_p]
+    groups = np.array(["big"] * len(big_y) + ["small"] * len(small_y))
+    assert 0.45 < best_threshold(y, p) < 0.8
+    assert 0.1 < best_threshold(y, p, groups) < 0.4
+    few = y.copy()
+    few[len(big_y):len(big_y) + 1] = 0  # the small source now has one positive too few
+    assert 0.45 < best_threshold(few, p, groups) < 0.8
 
 
 def test_a_tag_blind_to_a_column_gives_it_no_weight() -> None:

@@ -536,12 +536,29 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-np.clip(z, -30, 30)))
 
 
-def best_threshold(y: np.ndarray, p: np.ndarray) -> float:
-    """The probability cut that maximises F1 on (y, p), halfway between two scores."""
+# A group (a source of mail) chooses thresholds with the others once it has this many
+# messages with the tag: fewer would make its F1 one message's whim.
+MIN_GROUP_POSITIVES = 10
+
+
+def best_threshold(y: np.ndarray, p: np.ndarray, groups: np.ndarray | None = None) -> float:
+    """The probability cut that maximises F1 on (y, p), halfway between two scores.
+
+    With `groups` (each row's source), the mean F1 of the groups with at least
+    :data:`MIN_GROUP_POSITIVES` positives: pooled, the source with the most labels
+    chooses the cut on a curve that is flat for it and steep for the others (the
+    sales cut moved from 0.33 to 0.47 with one new feature, and the spam of another
+    corpus lost 5 points of recall); each source of mail counts the same instead.
+    """
     order = np.argsort(-p)
-    ys, ps = y[order], p[order]
-    tp = np.cumsum(ys)
-    f1 = 2 * tp / (np.arange(1, len(ys) + 1) + ys.sum())
+    ys, ps = y[order] == 1, p[order]
+    members = [np.ones(len(ys), dtype=bool)]
+    if groups is not None:
+        g = np.asarray(groups)[order]
+        members = [g == k for k in np.unique(g)
+                   if (ys & (g == k)).sum() >= MIN_GROUP_POSITIVES] or members
+    f1 = np.mean([2 * np.cumsum(ys & m) / (np.cumsum(m) + (ys & m).sum()) for m in members],
+                 axis=0)
     last = np.flatnonzero(np.r_[ps[1:] != ps[:-1], True])  # cut only between distinct scores
     i = last[np.argmax(f1[last])]
     return float((ps[i] + ps[i + 1]) / 2) if i + 1 < len(ps) else float(ps[i] / 2)
@@ -553,8 +570,9 @@ class PerTagClassifier(ClassifierMixin, BaseEstimator):
     `Y` has a column per tag in :data:`TAGS`; :data:`UNKNOWN` marks a label
     that was not given, so each tag learns from the rows that know it (spam
     corpora know `sales`, nothing else). The threshold of each tag maximises
-    the F1 of the out-of-fold calibrated probabilities; the scores at that
-    threshold are kept as `cv_scores_`.
+    the F1 of the out-of-fold calibrated probabilities (with `groups`, each row's
+    source, their mean F1 per source: :func:`best_threshold`); the pooled scores
+    at that threshold are kept as `cv_scores_`.
     """
 
     def __init__(self, C: float | Sequence[float] = 64.0, folds: int = 5,
@@ -566,7 +584,7 @@ class PerTagClassifier(ClassifierMixin, BaseEstimator):
         self.blind = blind  # per tag, columns its regression does not read (negative: from the end)
 
     def fit(self, X: sp.csr_matrix, Y: np.ndarray, sample_weight: np.ndarray | None = None,
-            ) -> PerTagClassifier:
+            groups: np.ndarray | None = None) -> PerTagClassifier:
         Y = np.asarray(Y)
         weights = np.ones(len(Y)) if sample_weight is None else np.asarray(sample_weight)
         cs = [self.C] * len(TAGS) if np.isscalar(self.C) else list(self.C)
@@ -588,7 +606,8 @@ class PerTagClassifier(ClassifierMixin, BaseEstimator):
                 oof[test] = lr.decision_function(x[test])
             platt = LogisticRegression(C=1e4).fit(oof[:, None], y)
             a, b = float(platt.coef_[0, 0]), float(platt.intercept_[0])
-            thresholds.append(best_threshold(y, _sigmoid(a * oof + b)))
+            thresholds.append(best_threshold(y, _sigmoid(a * oof + b),
+                                             None if groups is None else groups[known]))
             predicted = _sigmoid(a * oof + b) > thresholds[-1]
             cv.append((*precision_recall_fscore_support(y, predicted, average="binary",
                                                         zero_division=0)[:3], y.sum()))

@@ -75,15 +75,20 @@ class LabelsError(MailnetError):
 
 @dataclass
 class LabelledSet:
-    """Model input rows (:data:`COLUMNS`) with a 0/1/UNKNOWN label per tag."""
+    """Model input rows (:data:`COLUMNS`) with a 0/1/UNKNOWN label per tag, a training
+    weight and a group (the source of mail the row comes from; thresholds are chosen
+    per source, :func:`mailnet.classify.best_threshold`)."""
 
     frame: pd.DataFrame
     labels: np.ndarray
     weights: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    groups: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=object))
 
     def __post_init__(self) -> None:
         if len(self.weights) != len(self.frame):
             self.weights = np.ones(len(self.frame))
+        if len(self.groups) != len(self.frame):
+            self.groups = np.full(len(self.frame), "", dtype=object)
 
     def __len__(self) -> int:
         return len(self.frame)
@@ -92,7 +97,8 @@ class LabelledSet:
     def concat(parts: list[LabelledSet]) -> LabelledSet:
         return LabelledSet(pd.concat([p.frame for p in parts], ignore_index=True),
                            np.vstack([p.labels for p in parts]),
-                           np.concatenate([p.weights for p in parts]))
+                           np.concatenate([p.weights for p in parts]),
+                           np.concatenate([p.groups for p in parts]))
 
 
 def _shared(shared: Path, *parts: str) -> Path:
@@ -168,7 +174,9 @@ def written_examples(labels_dir: Path = LABELS_DIR) -> LabelledSet:
         item = json.loads(line)
         rows.append(_row(item["subject"], item["text"]))
         labels.append(_tags_row(item["tags"], f"written.jsonl line {n}"))
-    return LabelledSet(pd.DataFrame(rows, columns=list(COLUMNS)), np.asarray(labels))
+    frame = pd.DataFrame(rows, columns=list(COLUMNS))
+    return LabelledSet(frame, np.asarray(labels), groups=np.full(len(frame), "written",
+                                                                  dtype=object))
 
 
 def _row(subject: str, text: str) -> dict[str, Any]:
@@ -339,12 +347,14 @@ def labelled_messages(shared: Path, labels: pd.DataFrame, cache: Path) -> pd.Dat
 
 
 def as_labelled_set(rows: pd.DataFrame) -> LabelledSet:
-    """Rows of model input with a 0/1 column per tag (and a weight, where they have
-    one) as a :class:`LabelledSet`."""
+    """Rows of model input with a 0/1 column per tag (and a weight and a source, where
+    they have them) as a :class:`LabelledSet`."""
     return LabelledSet(rows[list(COLUMNS)].reset_index(drop=True),
                        rows[list(TAGS)].to_numpy(dtype=int),
                        rows["weight"].to_numpy(dtype=float) if "weight" in rows else
-                       np.ones(len(rows)))
+                       np.ones(len(rows)),
+                       rows["source"].to_numpy(dtype=object) if "source" in rows else
+                       np.full(len(rows), "", dtype=object))
 
 
 def _held_out(merged: pd.DataFrame) -> LabelledSet:
@@ -553,7 +563,8 @@ def fit_sentence_model(sentences: tuple[list[str], np.ndarray]) -> SentenceModel
 def fit(train: LabelledSet, sentence_model: SentenceModel, thanks_model: SentenceModel) -> Any:
     """The message pipeline fitted on `train` around fitted request and thanks sentence models."""
     pipeline = make_pipeline(sentence_model, thanks_model)
-    return pipeline.fit(train.frame, train.labels, tags__sample_weight=train.weights)
+    return pipeline.fit(train.frame, train.labels, tags__sample_weight=train.weights,
+                        tags__groups=train.groups)
 
 
 USER_WEIGHT = 3.0  # a user's own label outweighs a default one: it is their mail and taste
