@@ -90,7 +90,7 @@ def main() -> None:
             out = index[fold]
             fitted = train.drop(index=out)
             model = IntentModel(fit(LabelledSet.concat([as_labelled_set(fitted), data.written]),
-                                    request, thanks, data.token_vectors), {"version": "cv"})
+                                    request, thanks), {"version": "cv"})
             probabilities = model.probabilities(train.iloc[out])
             predicted[fold] = probabilities >= np.array([model.thresholds[t] for t in TAGS])
         truth = as_labelled_set(train[mine]).labels
@@ -107,8 +107,7 @@ def main() -> None:
     if args.errors:
         pd.concat(errors).to_csv(args.errors, index=False)
     if args.held_out:
-        model = IntentModel(fit(data.train, request, thanks, data.token_vectors),
-                            {"version": "held-out"})
+        model = IntentModel(fit(data.train, request, thanks), {"version": "held-out"})
         for name, report in held_out_reports(model, data).items():
             _print(report, name)
         _print(evaluate_spam(model, args.shared, args.cache), "spam-2 / easy-ham-2")

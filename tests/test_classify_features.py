@@ -3,10 +3,8 @@ the signs of an automated notice, and gratitude told from a sign-off."""
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 
@@ -15,7 +13,6 @@ from mailnet.classify import (
     META_FEATURES,
     THREAD_OTHERS,
     MessageFeatures,
-    TokenVectors,
     content_sentences,
     load_model,
     message_frame,
@@ -67,7 +64,7 @@ def _store_with(tmp_path: Path, messages: dict[str, bytes]) -> pd.DataFrame:
 def _automated_features(frame: pd.DataFrame) -> pd.DataFrame:
     model = load_model()
     features: MessageFeatures = model.pipeline.named_steps["features"]
-    _, meta, _ = features._parts(frame[list(COLUMNS)])
+    _, meta = features._parts(frame[list(COLUMNS)])
     names = ["sender_automated", "auto_submitted", "auto_subject", "auto_text"]
     return pd.DataFrame(meta[:, [META_FEATURES.index(n) for n in names]], columns=names,
                         index=frame.index)
@@ -133,7 +130,7 @@ def test_text_in_other_scripts_is_not_read_as_question_marks() -> None:
     frame = pd.DataFrame([{"subject": "RE: patch", "new_text": "Got it.\n\n本信件可能包含機密資訊",
                            "is_reply": 1, "list_id": "", "precedence": "", "thread_role": 0,
                            "from_addr": "a@b.example", "auto_submitted": "", "recipients": ""}])
-    _, meta, _ = features._parts(frame[list(COLUMNS)])
+    _, meta = features._parts(frame[list(COLUMNS)])
     assert meta[0, META_FEATURES.index("questions")] == 0.0
 
 
@@ -167,67 +164,6 @@ def test_mail_to_a_colleague_of_the_senders_organisation_is_internal(tmp_path: P
                                  message_id="<ouk@x>"),
     })
     features: MessageFeatures = load_model().pipeline.named_steps["features"]
-    _, meta, _ = features._parts(frame[list(COLUMNS)])
+    _, meta = features._parts(frame[list(COLUMNS)])
     internal = dict(zip(frame.index, meta[:, META_FEATURES.index("internal")], strict=True))
     assert internal == {"c@x": 1, "cc@x": 1, "v@x": 0, "p@x": 0, "uk@x": 1, "ouk@x": 0}
-
-
-def _token_vectors() -> TokenVectors:
-    vectors = load_model().pipeline.named_steps["features"].vectors()
-    assert vectors is not None, "the default model reads token vectors"
-    return vectors
-
-
-def test_token_vectors_read_word_by_word_are_the_tokenizers_own() -> None:
-    """Words are tokenised one at a time (and cached); the vector must be what the
-    tokenizer gives the whole text, accents, other scripts and unknown characters too."""
-    from tokenizers import Tokenizer
-
-    vectors = _token_vectors()
-    tokenizer = Tokenizer.from_str(vectors.tokenizer)
-    table = np.asarray(vectors.vectors, dtype=float)
-    unknown = tokenizer.token_to_id("[UNK]")
-    texts = ["Could you send me the Q3 numbers by Friday?",
-             "Grüße aus Köln: bitte die Zahlung bestätigen!",
-             "請確認您的帳戶 now", "Thanks a lot for the quick fix, it works :)", ""]
-    got = vectors.transform([words(t) for t in texts])
-    for text, row in zip(texts, got, strict=True):
-        ids = [i for i in tokenizer.encode(text, add_special_tokens=False).ids if i != unknown]
-        whole = table[ids].sum(axis=0) if ids else np.zeros(table.shape[1])
-        norm = np.linalg.norm(whole)
-        if norm == 0:
-            assert not row.any()
-        else:
-            assert float(row @ whole / norm) > 0.97, text
-            assert np.isclose(np.linalg.norm(row), 1.0)
-
-
-def test_token_vectors_put_a_word_near_its_kin() -> None:
-    """What the vectors are for: a word the labelled mail may never have had lands near
-    one it had of the same meaning, far from an unrelated one."""
-    vectors = _token_vectors()
-
-    def vector(word: str) -> np.ndarray:
-        return vectors.transform([[word]])[0]
-
-    for word, kin, unrelated in [("printout", "print", "discount"),
-                                 ("appreciate", "grateful", "invoice"),
-                                 ("discount", "sale", "meeting"),
-                                 ("kindly", "please", "discount")]:
-        assert vector(word) @ vector(kin) > vector(word) @ vector(unrelated) + 0.3, word
-
-
-def test_a_model_saved_before_token_vectors_still_tags(tmp_path: Path) -> None:
-    """A user's model trained before token vectors came has no such attribute: it reads
-    the n-grams and meta features it was fitted on, as before."""
-    features: MessageFeatures = load_model().pipeline.named_steps["features"]
-    frame = _store_with(tmp_path, {"m": make_message(body="Could you send the report?",
-                                                     message_id="<m@x>")})[list(COLUMNS)]
-    with_vectors = features.transform(frame)
-    old = copy.copy(features)
-    del old.token_vectors
-    assert old.vectors() is None
-    without = old.transform(frame)
-    width = len(features.vectors().vectors[0])
-    assert without.shape[1] == with_vectors.shape[1] - width
-    assert (without[:, -len(META_FEATURES):] != with_vectors[:, -len(META_FEATURES):]).nnz == 0

@@ -19,10 +19,8 @@ from __future__ import annotations
 
 import codecs
 import contextlib
-import functools
 import hashlib
 import io
-import itertools
 import json
 import math
 import os
@@ -170,10 +168,7 @@ def words(sentence: str) -> list[str]:
 
 def ngrams(sentence: str) -> list[str]:
     """Words and ?/!/$ signs (:func:`words`), plus bigrams; '^' marks the sentence start."""
-    return _with_bigrams(words(sentence))
-
-
-def _with_bigrams(found: list[str]) -> list[str]:
+    found = words(sentence)
     if not found:
         return []
     starts = ["^", *found]
@@ -282,64 +277,6 @@ class SentenceModel(_CachedLookup, ClassifierMixin, BaseEstimator):
         return (self.decision_function(sentences) > 0).astype(int)
 
 
-# --- token vectors -------------------------------------------------------------
-
-class TokenVectors(_CachedLookup, BaseEstimator):
-    """A text's meaning as one vector: the mean of its WordPiece tokens' static vectors.
-
-    The vectors are distilled (model2vec) from a sentence-embedding model trained on a
-    billion sentence pairs of the open web (`scripts/token_vectors.py` says which and
-    how), so a word the labelled mail never had lands near words it had ("printout"
-    by "print"): what carries a tag over to mail of another kind, where n-grams
-    learned from one list or one company know nothing. Tokenised with that model's own
-    tokenizer (`tokenizer`: its JSON); nothing is fitted here.
-    """
-
-    def __init__(self, vectors: np.ndarray | None = None, tokenizer: str = "") -> None:
-        self.vectors = vectors
-        self.tokenizer = tokenizer
-
-    @classmethod
-    def load(cls, path: Path) -> TokenVectors:
-        """The vectors and tokenizer `scripts/token_vectors.py` wrote to `path` (.npz)."""
-        with np.load(path) as saved:
-            return cls(saved["vectors"], str(saved["tokenizer"]))
-
-    def _ready(self) -> dict[str, Any]:
-        def build() -> dict[str, Any]:
-            from tokenizers import Tokenizer
-
-            tokenizer = Tokenizer.from_str(self.tokenizer)
-            unknown = tokenizer.token_to_id(str(tokenizer.model.unk_token))
-
-            @functools.lru_cache(maxsize=1 << 17)
-            def token_ids(word: str) -> tuple[int, ...]:
-                return tuple(-1 if i == unknown else i  # an unknown token has no meaning
-                             for i in tokenizer.encode(word, add_special_tokens=False).ids)
-
-            return {"token_ids": token_ids,
-                    "vectors": np.asarray(self.vectors, dtype=np.float64)}
-        return self._cached(build)
-
-    def prepare(self) -> None:
-        """Build the tokenizer now, e.g. once before forking workers."""
-        self._ready()
-
-    def transform(self, docs: Sequence[Sequence[str]]) -> np.ndarray:
-        """One unit-length row per document, given as its words (:func:`words`); all zeros
-        for one with no known token.
-
-        Words, not texts, are tokenised, each once: the tokenizer costs about a
-        millisecond a message, its batch call runs threads that a forked classify
-        worker must not inherit, and a mailbox says the same words again and again.
-        """
-        ready = self._ready()
-        token_ids, vectors = ready["token_ids"], ready["vectors"]
-        ids = [np.fromiter(itertools.chain.from_iterable(map(token_ids, doc)), dtype=np.int64)
-               for doc in docs]
-        return normalize(_counts(ids, len(vectors)) @ vectors)
-
-
 # --- message features --------------------------------------------------------
 
 META_FEATURES = (
@@ -412,49 +349,41 @@ class MessageFeatures(_CachedLookup, TransformerMixin, BaseEstimator):
     the text, the subject's (s:) and the first (f:) and last (l:) sentence's
     n-grams are features of their own, since where a "thanks" or a question
     stands says much (an opening "Thanks for the fix" is gratitude, a closing
-    "Thanks," a sign-off). With `token_vectors` (:class:`TokenVectors`), the
-    content sentences' mean token vector too, times `vector_weight`.
+    "Thanks," a sign-off).
     """
 
     def __init__(self, sentence_model: SentenceModel | None = None,
                  thanks_model: SentenceModel | None = None, min_df: int = 2,
-                 max_features: int = 60000, meta_weight: float = 0.3,
-                 token_vectors: TokenVectors | None = None, vector_weight: float = 1.0) -> None:
+                 max_features: int = 60000, meta_weight: float = 0.3) -> None:
         self.sentence_model = sentence_model
         self.thanks_model = thanks_model
         self.min_df = min_df
         self.max_features = max_features
         self.meta_weight = meta_weight
-        self.token_vectors = token_vectors
-        self.vector_weight = vector_weight
 
     @staticmethod
-    def _segments(subject: str, sentences: list[str],
-                  ) -> tuple[list[str], list[list[str]], list[str]]:
+    def _segments(subject: str, text: str) -> tuple[list[str], list[list[str]]]:
         """A message's subject n-grams (marked s:, or r: in a reply, whose subject is
-        someone else's words), the n-grams of each of its content sentences and their
-        words.
+        someone else's words) and the n-grams of each of its sentences.
 
         The first and last sentence's n-grams are features of their own too
         (marked f: and l:); :meth:`_parts` maps them by id, not by string.
         """
         mark = "r:" if _REPLY_SUBJECT.match(subject) else "s:"
-        body = [words(s) for s in sentences]
-        return ([mark + g for g in ngrams(subject)], [_with_bigrams(w) for w in body],
-                [w for sentence in body for w in sentence])
+        return [mark + g for g in ngrams(subject)], [ngrams(s) for s in content_sentences(text)]
 
     def fit(self, frame: pd.DataFrame, y: Any = None) -> MessageFeatures:
         check_is_fitted(self.sentence_model)
         check_is_fitted(self.thanks_model)
         docs = []
         for subject, text in zip(frame["subject"], frame["new_text"], strict=True):
-            marked, body, _ = self._segments(subject, content_sentences(text))
+            marked, body = self._segments(subject, text)
             if body:
                 marked += ["f:" + g for g in body[0]] + ["l:" + g for g in body[-1]]
             docs.append(marked + [g for sent in body for g in sent])
         self.terms_ = _vocabulary(docs, self.min_df, self.max_features)
         self.__dict__.pop("_lookup", None)
-        counts, meta, _ = self._parts(frame)
+        counts, meta = self._parts(frame)
         self.idf_ = _idf(counts)
         self.meta_mean_ = meta.mean(axis=0)
         self.meta_scale_ = meta.std(axis=0) + 1e-6
@@ -480,30 +409,20 @@ class MessageFeatures(_CachedLookup, TransformerMixin, BaseEstimator):
         return {"ids": ids, **cols}
 
     def prepare(self) -> None:
-        """Build the lookups now (a few tenths of a second), e.g. once before forking workers."""
+        """Build the lookup now (a few tenths of a second), e.g. once before forking workers."""
         self._cached(self._build_lookup)
-        if (vectors := self.vectors()) is not None:
-            vectors.prepare()
 
-    def vectors(self) -> TokenVectors | None:
-        """The token vectors, if any (a model saved before they came has none)."""
-        return getattr(self, "token_vectors", None)
-
-    def _parts(self, frame: pd.DataFrame,
-               ) -> tuple[sp.csr_matrix, np.ndarray, list[list[str]]]:
-        """The message n-gram counts, the meta features and the words of the content
-        sentences of each message of `frame`."""
+    def _parts(self, frame: pd.DataFrame) -> tuple[sp.csr_matrix, np.ndarray]:
+        """The message n-gram counts and the meta features of each message of `frame`."""
         lookup = self._cached(self._build_lookup)
         get, unknown = lookup["ids"].get, len(lookup["ids"])
         flat: list[int] = []
         seg_len: list[int] = []
         seg_owner: list[int] = []
         seg_is_sentence: list[bool] = []
-        bodies: list[list[str]] = []
         for i, (subject, text) in enumerate(zip(frame["subject"], frame["new_text"],
                                                 strict=True)):
-            marked, body, body_words = self._segments(subject, content_sentences(text))
-            bodies.append(body_words)
+            marked, body = self._segments(subject, text)
             for grams, is_sentence in ((marked, False), *((s, True) for s in body)):
                 flat.extend(map(get, grams, repeat(unknown)))
                 seg_len.append(len(grams))
@@ -543,7 +462,7 @@ class MessageFeatures(_CachedLookup, TransformerMixin, BaseEstimator):
         q = lookup["ids"].get("?", -2)
         asks = np.bincount(sentence_row[in_sentence], weights=gids[in_sentence] == q,
                            minlength=n_sentences) > 0
-        return counts, self._meta(frame, owner[is_sentence], scores, thanks, asks), bodies
+        return counts, self._meta(frame, owner[is_sentence], scores, thanks, asks)
 
     @staticmethod
     def _meta(frame: pd.DataFrame, owner: np.ndarray, scores: np.ndarray, thanks: np.ndarray,
@@ -605,13 +524,10 @@ class MessageFeatures(_CachedLookup, TransformerMixin, BaseEstimator):
 
     def transform(self, frame: pd.DataFrame) -> sp.csr_matrix:
         check_is_fitted(self)
-        counts, meta, bodies = self._parts(frame)
+        counts, meta = self._parts(frame)
         meta = meta[:, :len(self.meta_mean_)]  # a model saved before the last features: fewer
         meta = (meta - self.meta_mean_) / self.meta_scale_ * self.meta_weight
-        parts = [_tfidf(counts, self.idf_)]
-        if (vectors := self.vectors()) is not None:
-            parts.append(sp.csr_matrix(vectors.transform(bodies) * self.vector_weight))
-        return sp.hstack([*parts, sp.csr_matrix(meta)], format="csr")  # meta last: see blind
+        return sp.hstack([_tfidf(counts, self.idf_), sp.csr_matrix(meta)], format="csr")
 
 
 # --- per-tag classifier ------------------------------------------------------
@@ -735,13 +651,11 @@ class PerTagClassifier(ClassifierMixin, BaseEstimator):
 
 
 def make_pipeline(sentence_model: SentenceModel, thanks_model: SentenceModel,
-                  token_vectors: TokenVectors | None = None,
                   C: float | Sequence[float] = 64.0) -> Pipeline:
     """The message model: features then per-tag classifiers (the sales one blind to
     :data:`SALES_BLIND`)."""
     blind = {"sales": [META_FEATURES.index(n) - len(META_FEATURES) for n in SALES_BLIND]}
-    features = MessageFeatures(sentence_model, thanks_model, token_vectors=token_vectors)
-    return Pipeline([("features", features),
+    return Pipeline([("features", MessageFeatures(sentence_model, thanks_model)),
                      ("tags", PerTagClassifier(C=C, blind=blind))])
 
 
@@ -752,7 +666,6 @@ TRUSTED_TYPES = [
     "mailnet.classify.MessageFeatures",
     "mailnet.classify.PerTagClassifier",
     "mailnet.classify.SentenceModel",
-    "mailnet.classify.TokenVectors",
 ]
 
 

@@ -38,7 +38,6 @@ from mailnet.classify import (
     UNKNOWN,
     IntentModel,
     SentenceModel,
-    TokenVectors,
     make_pipeline,
     message_frame,
     save_model,
@@ -51,7 +50,6 @@ from mailnet.store import TAGS, Store
 
 REPO = Path(__file__).resolve().parents[2]
 LABELS_DIR = REPO / "training" / "labels"
-TOKEN_VECTORS = REPO / "training" / "token_vectors.npz"  # written by scripts/token_vectors.py
 SHARED_DIR = REPO.parent / "shared"
 TRAIN_CORPORA = ("usrp-users-2019-2024", "spamassassin-easy-ham-1",
                  "spamassassin-hard-ham-1", "spamassassin-spam-1")
@@ -452,7 +450,6 @@ class DefaultData:
     sentences: tuple[list[str], np.ndarray]  # request or not: the Enron file and written ones
     enron_sentences: int  # the first this many of `sentences` are from the Enron file
     thanks_sentences: tuple[list[str], np.ndarray]
-    token_vectors: TokenVectors
     description: list[str]  # what the default model is trained on
     held_out: list[str]  # what it is not trained on
 
@@ -554,9 +551,7 @@ def default_data(shared: Path = SHARED_DIR, labels_dir: Path = LABELS_DIR,
         "allows measuring with it, not training on it)",
         "spamassassin-easy-ham-2 and spamassassin-spam-2 (never trained on)",
     ]
-    vectors = TokenVectors.load(TOKEN_VECTORS)
-    return DefaultData(pool, written, sentences, len(enron[0]), thanks, vectors, description,
-                       held_out)
+    return DefaultData(pool, written, sentences, len(enron[0]), thanks, description, held_out)
 
 
 # --- training and evaluation -------------------------------------------------
@@ -565,11 +560,9 @@ def fit_sentence_model(sentences: tuple[list[str], np.ndarray]) -> SentenceModel
     return SentenceModel().fit(*sentences)
 
 
-def fit(train: LabelledSet, sentence_model: SentenceModel, thanks_model: SentenceModel,
-        token_vectors: TokenVectors | None) -> Any:
-    """The message pipeline fitted on `train` around fitted request and thanks sentence models
-    and the token vectors."""
-    pipeline = make_pipeline(sentence_model, thanks_model, token_vectors)
+def fit(train: LabelledSet, sentence_model: SentenceModel, thanks_model: SentenceModel) -> Any:
+    """The message pipeline fitted on `train` around fitted request and thanks sentence models."""
+    pipeline = make_pipeline(sentence_model, thanks_model)
     return pipeline.fit(train.frame, train.labels, tags__sample_weight=train.weights,
                         tags__groups=train.groups)
 
@@ -580,8 +573,7 @@ USER_WEIGHT = 3.0  # a user's own label outweighs a default one: it is their mai
 def train_user_model(data: LabelledSet, base: IntentModel, out: Path, *,
                      with_default_data: bool = False, shared: Path | None = None,
                      source: str = "") -> IntentModel:
-    """Retrain the message model on a user's labels, keeping `base`'s sentence models and
-    token vectors.
+    """Retrain the message model on a user's labels, keeping `base`'s sentence models.
 
     With `with_default_data` the default training set is added, the user's
     rows weighted :data:`USER_WEIGHT` times.
@@ -593,8 +585,7 @@ def train_user_model(data: LabelledSet, base: IntentModel, out: Path, *,
         parts.insert(0, default.train)
         described += default.description
     features = base.pipeline.named_steps["features"]
-    pipeline = fit(LabelledSet.concat(parts), features.sentence_model, features.thanks_model,
-                   features.vectors())
+    pipeline = fit(LabelledSet.concat(parts), features.sentence_model, features.thanks_model)
     card = {
         "name": "mailnet-intent-user",
         "description": f"Retrained with `mailnet train` from {base.version}'s sentence models.",
@@ -930,8 +921,7 @@ def leave_one_source_out(data: DefaultData, log: Callable[[str], None] = print,
         started = time.perf_counter()
         sentence_model = fit_sentence_model(data.request_sentences(source)) \
             if source == "enron" else request
-        model = IntentModel(fit(data.training_set(without=source), sentence_model, thanks,
-                                data.token_vectors),
+        model = IntentModel(fit(data.training_set(without=source), sentence_model, thanks),
                             {"version": "unsaved"})
         rows = data.rows(source)
         report = _sourced_report(model, rows, f"every labelled message of {source}, by a "
@@ -967,7 +957,7 @@ def build_default(out: Path, shared: Path = SHARED_DIR, labels_dir: Path = LABEL
         data = default_data(shared, labels_dir, cache)
         log(f"training on {len(data.train)} messages and {len(data.sentences[0])} sentences …")
         pipeline = fit(data.train, fit_sentence_model(data.sentences),
-                       fit_sentence_model(data.thanks_sentences), data.token_vectors)
+                       fit_sentence_model(data.thanks_sentences))
         model = IntentModel(pipeline, {"version": "unsaved"})
         metrics = {name: r.as_dict() for name, r in held_out_reports(model, data).items()}
         metrics["SpamAssassin evaluation corpora"] = evaluate_spam(model, shared, cache).as_dict()
