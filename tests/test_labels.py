@@ -10,8 +10,17 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from mailnet.classify import COLUMNS as MODEL_COLUMNS
 from mailnet.store import TAGS
-from mailnet.training import CHOSEN_WEIGHT, LABELS_DIR, label_table, weighed
+from mailnet.training import (
+    CHOSEN_WEIGHT,
+    LABELS_DIR,
+    LabelledSet,
+    as_labelled_set,
+    label_table,
+    weighed,
+    written_examples,
+)
 
 COLUMNS = {
     "real.csv": ["corpus", "message_id", *TAGS, "split"],
@@ -85,3 +94,17 @@ def test_rows_are_weighed_by_how_they_were_chosen_and_weight_0_is_not_trained_on
     assert rows["weight"].tolist() == [1.0 if chosen[i] is None else CHOSEN_WEIGHT[chosen[i]]
                                        for i in kept]
     assert 0 in CHOSEN_WEIGHT.values() and 0.5 in CHOSEN_WEIGHT.values()
+
+
+def test_every_training_row_keeps_its_source_for_the_thresholds() -> None:
+    """Thresholds are chosen per source (classify.best_threshold): a labelled row carries
+    its source through as_labelled_set and concat, the written examples are a source of
+    their own, and rows from nowhere (a user's labels) are one group."""
+    rows = pd.DataFrame({**{c: [""] * 3 for c in MODEL_COLUMNS}, **{t: [0, 1, 0] for t in TAGS},
+                         "source": ["enron", "lists", "enron"], "weight": [1.0, 0.5, 1.0]})
+    user = LabelledSet(rows[list(MODEL_COLUMNS)], rows[list(TAGS)].to_numpy())
+    labelled = LabelledSet.concat([as_labelled_set(rows), written_examples(), user])
+    written = len(labelled) - 6
+    assert labelled.groups.tolist() == (["enron", "lists", "enron"] + ["written"] * written
+                                        + [""] * 3)
+    assert labelled.weights.tolist()[:3] == [1.0, 0.5, 1.0]
