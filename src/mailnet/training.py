@@ -354,7 +354,7 @@ def as_labelled_set(rows: pd.DataFrame) -> LabelledSet:
                        rows["weight"].to_numpy(dtype=float) if "weight" in rows else
                        np.ones(len(rows)),
                        rows["source"].to_numpy(dtype=object) if "source" in rows else
-                       np.full(len(rows), "", dtype=object))
+                       np.zeros(0, dtype=object))  # none: one group (LabelledSet fills it)
 
 
 def _held_out(merged: pd.DataFrame) -> LabelledSet:
