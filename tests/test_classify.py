@@ -30,6 +30,7 @@ from mailnet.classify import (
     ModelError,
     PerTagClassifier,
     best_threshold,
+    classify_store,
     default_model_dir,
     load_model,
     message_frame,
@@ -37,6 +38,8 @@ from mailnet.classify import (
     uncertainty,
 )
 from mailnet.cli import main
+from mailnet.ingest import import_sources
+from mailnet.sources import open_source
 from mailnet.store import TAGS, Store
 from mailnet.training import LabelsError, parse_tag_answer, read_labels
 
@@ -92,9 +95,43 @@ def test_classify_tags_new_messages_once_and_retag_redoes_all(cli: CLI, tmp_path
 
     assert "tagged 0 messages" in cli("classify").output  # nothing new
     import_messages(cli, tmp_path, {"<late@x.org>": ("Hello", "Could you send me the slides?")},
-                    folder="later")
+                    folder="later", sender="Bo <bo@elsewhere.example>")
     assert "tagged 1 messages" in cli("classify").output
     assert "tagged 4 messages" in cli("classify", "--retag").output
+    # Ann writes again: her three earlier messages are tagged again with her new count.
+    import_messages(cli, tmp_path, {"<again@x.org>": ("Hello", "Here are the slides.")},
+                    folder="again")
+    assert "tagged 4 messages" in cli("classify").output
+
+
+def test_tagging_bit_by_bit_tags_as_tagging_all_at_once(tmp_path: Path) -> None:
+    """A sender's count and replies change as their mail arrives; a store classified after
+    each import ends with the tags and probabilities of one classified once."""
+    model = load_model()
+    mails = [make_message(sender=f"Shop{n % 2} <deals@shop{n % 2}.example>",
+                          subject=f"Offer {n}", text=f"Save 30% on item {n} today. Click here.",
+                          message_id=f"<s{n}@shop.example>") for n in range(6)]
+    mails += [make_message(subject="Re: slides", text="Thanks, that fixed it.",
+                           message_id="<r1@example.org>", In_Reply_To="<s0@shop.example>")]
+
+    def tags_of(store: Store) -> dict[str, tuple]:
+        return {m: (round(p, 9), t) for m, p, t in store.db.execute(
+            "SELECT m.message_id, t.sales, t.labels FROM tags t "
+            "JOIN messages m ON m.id = t.message")}
+
+    stores = []
+    for name, steps in (("once", [mails]), ("bit-by-bit", [mails[:1], mails[1:4], mails[4:]])):
+        with Store(tmp_path / f"{name}.db") as store:
+            for n, step in enumerate(steps):
+                folder = tmp_path / name / str(n)
+                folder.mkdir(parents=True)
+                for k, raw in enumerate(step):
+                    (folder / f"{k}.eml").write_bytes(raw)
+                import_sources(store, open_source(folder))
+                classify_store(store, model, workers=1)
+            stores.append(tags_of(store))
+    assert len(stores[0]) == len(mails)
+    assert stores[0] == stores[1]
 
 
 def test_messages_filters_by_tag_and_contact_in_every_format(cli: CLI, tmp_path: Path) -> None:

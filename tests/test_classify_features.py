@@ -11,6 +11,7 @@ import pytest
 from mailnet.classify import (
     COLUMNS,
     META_FEATURES,
+    SENDER_CAP,
     THREAD_OTHERS,
     MessageFeatures,
     content_sentences,
@@ -109,7 +110,7 @@ def test_a_thanks_sign_off_is_not_gratitude_and_a_typo_is(text: str, grateful: b
     model = load_model()
     row = {"subject": "Re: B210 clock", "new_text": text, "is_reply": 1, "list_id": "",
            "precedence": "", "thread_role": THREAD_OTHERS, "from_addr": "a@b.example",
-           "auto_submitted": "", "recipients": ""}
+           "auto_submitted": "", "recipients": "", "sender_messages": 1, "sender_replies": 1}
     tags = model.tags(model.probabilities(pd.DataFrame([row], columns=list(COLUMNS))))[0]
     assert ("thanks" in tags) == grateful, tags
 
@@ -129,7 +130,8 @@ def test_text_in_other_scripts_is_not_read_as_question_marks() -> None:
     features = load_model().pipeline.named_steps["features"]
     frame = pd.DataFrame([{"subject": "RE: patch", "new_text": "Got it.\n\n本信件可能包含機密資訊",
                            "is_reply": 1, "list_id": "", "precedence": "", "thread_role": 0,
-                           "from_addr": "a@b.example", "auto_submitted": "", "recipients": ""}])
+                           "from_addr": "a@b.example", "auto_submitted": "", "recipients": "",
+                           "sender_messages": 1, "sender_replies": 1}])
     _, meta = features._parts(frame[list(COLUMNS)])
     assert meta[0, META_FEATURES.index("questions")] == 0.0
 
@@ -167,3 +169,28 @@ def test_mail_to_a_colleague_of_the_senders_organisation_is_internal(tmp_path: P
     _, meta = features._parts(frame[list(COLUMNS)])
     internal = dict(zip(frame.index, meta[:, META_FEATURES.index("internal")], strict=True))
     assert internal == {"c@x": 1, "cc@x": 1, "v@x": 0, "p@x": 0, "uk@x": 1, "ouk@x": 0}
+
+
+def test_a_sender_is_counted_to_the_cap_with_the_replies_among_those_messages(
+        tmp_path: Path) -> None:
+    """A subscription writes often and never replies, a stranger once; past SENDER_CAP
+    messages a sender is a regular and the count stops (the first stored ones count)."""
+    mails = {f"alert{n}": make_message(sender="News <alerts@news.example>", subject=f"Alert {n}",
+                                       message_id=f"<a{n}@x>") for n in range(SENDER_CAP + 5)}
+    mails |= {f"colleague{n}": make_message(sender="Kim <kim@firm.example>",
+                                            subject=f"Re: plan {n}", message_id=f"<k{n}@x>",
+                                            In_Reply_To="<a0@x>" if n else None)
+              for n in range(3)}
+    mails["stranger"] = make_message(sender="Bo <bo@shop.example>", message_id="<s@x>")
+    frame = _store_with(tmp_path, mails)
+    counted = frame[["sender_messages", "sender_replies"]].astype(int)
+    assert counted.loc["a0@x"].tolist() == [SENDER_CAP, 0]
+    assert counted.loc[f"a{SENDER_CAP + 4}@x"].tolist() == [SENDER_CAP, 0]
+    assert counted.loc["k0@x"].tolist() == [3, 2]
+    assert counted.loc["s@x"].tolist() == [1, 0]
+    features: MessageFeatures = load_model().pipeline.named_steps["features"]
+    _, meta = features._parts(frame[list(COLUMNS)])
+    share = dict(zip(frame.index, meta[:, META_FEATURES.index("sender_reply_share")],
+                     strict=True))
+    assert share["k2@x"] == pytest.approx(2 / 3)
+    assert share["s@x"] == 0

@@ -183,7 +183,8 @@ def _row(subject: str, text: str) -> dict[str, Any]:
     """A model input row for a text that has no headers beyond its subject."""
     return {"subject": subject, "new_text": text,
             "is_reply": int(subject.lower().startswith("re:")), "list_id": "", "precedence": "",
-            "thread_role": 0, "from_addr": "", "auto_submitted": "", "recipients": ""}
+            "thread_role": 0, "from_addr": "", "auto_submitted": "", "recipients": "",
+            "sender_messages": 1, "sender_replies": 0}
 
 
 def _parsed_row(msg: ParsedMessage) -> dict[str, Any]:
@@ -194,7 +195,8 @@ def _parsed_row(msg: ParsedMessage) -> dict[str, Any]:
             "precedence": msg.precedence, "thread_role": 0,
             "from_addr": msg.sender.address if msg.sender else "",
             "auto_submitted": msg.auto_submitted,
-            "recipients": " ".join(a.address for a in (*msg.to, *msg.cc))}
+            "recipients": " ".join(a.address for a in (*msg.to, *msg.cc)),
+            "sender_messages": 1, "sender_replies": int(msg.parent_id is not None)}
 
 
 def written_sentences(tag: str, labels_dir: Path = LABELS_DIR) -> tuple[list[str], np.ndarray]:
@@ -909,6 +911,28 @@ FEATURE_MEASUREMENTS = [
     "phishing_pot 0.789, leave-one-source-out 0.586 / 0.635 / 0.443 / 0.653 — neither kept: "
     "with steadier cuts the rounds still cost spam recall (the sales regression moves, not "
     "only its cut), and without their sales labels the gain is a message or two",
+    "the sender's behaviour in the store: how many messages the sender wrote and the share "
+    "of them that are replies (the held-out Enron sales false alarms were 7 Yahoo news "
+    "alerts, 2 weather forecasts, a newsletter, a shop's receipt: subscriptions that say "
+    "'click here'; a stranger writes once). Read by every tag, log count: 0.760 (sales P "
+    "0.81) / 0.605 / 0.911 / 0.969, phishing_pot 0.762, leave-one-source-out 0.607 / 0.659 / "
+    "0.446 / 0.645, but the sample mailbox's owner (its most prolific sender) read as a "
+    "helper: 26 -> 41 messages off their intended tags. Read by sales only: log count 0.762 "
+    "/ 0.618 / 0.904 / 0.969, phishing_pot 0.762, leave-one-source-out 0.603 / 0.661 / 0.472 "
+    "/ 0.640; 'one message only' and 'three or more, never a reply' flags 0.767 / 0.618 / "
+    "0.905 / 0.960, phishing_pot 0.801, leave-one-source-out 0.610 / 0.656 / 0.458 / 0.637, "
+    "but the sample's bulk vendor lost his sales tags (a drip campaign is a sender who "
+    "writes often and never replies); count capped at 20 (a regular; the features stop "
+    "growing with a mailbox's years and stop changing once a sender has 20 messages) "
+    "and the reply share of those 20: 0.760 (sales P 0.84) / 0.618 / 0.905 / 0.966, "
+    "phishing_pot 0.778, leave-one-source-out 0.593 / 0.661 / 0.474 / 0.637, but a "
+    "spammer's two follow-ups to his own pitch made him a correspondent (the pitch lost its "
+    "sales tag); counting only replies to someone else's message in the store: 0.760 / "
+    "0.618 / 0.905 / 0.966, phishing_pot 0.821, leave-one-source-out 0.597 / 0.661 / 0.477 "
+    "/ 0.621 (lists sales recall 0.52 -> 0.39: spam posted to a list again and again looks "
+    "like a subscription when no list was trained on) — kept, against 0.730 (sales P 0.57) "
+    "/ 0.618 / 0.902 / 0.961, phishing_pot 0.796, leave-one-source-out 0.586 / 0.649 / 0.440 "
+    "/ 0.652 without",
 ]
 
 
@@ -1014,7 +1038,9 @@ def build_default(out: Path, shared: Path = SHARED_DIR, labels_dir: Path = LABEL
                        "per tag with a threshold per tag chosen by 5-fold cross-validation "
                        "(the mean F1 of the sources of mail, each counting the same); "
                        "the sales one does not read the list headers or a follow-up in "
-                       "one's own thread (SALES_BLIND).",
+                       "one's own thread (SALES_BLIND) and is the only one to read how "
+                       "often the sender writes and how often they reply "
+                       "(SENDER_FEATURES).",
         "trained_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "command": "PYTHONPATH=src python -m mailnet.training",
         "message_features": list(META_FEATURES),
