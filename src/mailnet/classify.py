@@ -882,10 +882,17 @@ def _loso_table(rows: list[dict[str, Any]]) -> list[str]:
 # A thread's first message is the first of a reply's References (else its parent).
 _THREAD_START = ("coalesce(nullif(substr(m.refs, 1, instr(m.refs || ' ', ' ') - 1), ''), "
                  "m.parent_id)")
-# The sender's first stored messages (at most SENDER_CAP: a bounded read per message).
-_SENDERS_FIRST = ("(SELECT s.parent_id FROM messages s WHERE s.from_addr = m.from_addr "
-                  f"ORDER BY s.id LIMIT {SENDER_CAP})")
-_FRAME_SQL = f"""SELECT m.id, m.message_id, m.subject,
+# Per sender of the messages read, once each: how many messages they wrote (their first
+# SENDER_CAP stored count) and how many of those answer someone else's message in the store.
+_FIRST = ("(SELECT s.parent_id FROM messages s WHERE s.from_addr = a.from_addr "
+          f"ORDER BY s.id LIMIT {SENDER_CAP})")
+_SENDERS = f"""sender AS MATERIALIZED (
+    SELECT a.from_addr, (SELECT count(*) FROM {_FIRST}) AS n,
+        (SELECT count(*) FROM {_FIRST} f WHERE EXISTS (SELECT 1 FROM messages p
+            WHERE p.message_id = f.parent_id AND p.from_addr != a.from_addr)) AS replies
+    FROM (SELECT DISTINCT m.from_addr FROM messages m JOIN picked ON picked.id = m.id
+          WHERE m.from_addr != '') a)"""
+_FRAME_COLUMNS = f"""m.id, m.message_id, m.subject,
         substr(m.new_text, 1, {MAX_CHARS}) AS new_text, m.parent_id IS NOT NULL AS is_reply,
         m.list_id, m.precedence, m.from_addr, m.auto_submitted,
         coalesce((SELECT group_concat(r.address, ' ') FROM recipients r
@@ -893,12 +900,7 @@ _FRAME_SQL = f"""SELECT m.id, m.message_id, m.subject,
         CASE WHEN m.parent_id IS NULL THEN 0 ELSE coalesce(
             (SELECT CASE WHEN s.from_addr = m.from_addr THEN {THREAD_OWN} ELSE {THREAD_OTHERS} END
              FROM messages s WHERE s.message_id = {_THREAD_START} LIMIT 1), 0) END AS thread_role,
-        CASE WHEN m.from_addr = '' THEN 1 ELSE (SELECT count(*) FROM {_SENDERS_FIRST}) END
-            AS sender_messages,
-        CASE WHEN m.from_addr = '' THEN 0 ELSE (SELECT count(*) FROM {_SENDERS_FIRST} f
-            WHERE EXISTS (SELECT 1 FROM messages p WHERE p.message_id = f.parent_id
-                          AND p.from_addr != m.from_addr)) END AS sender_replies
-    FROM messages m"""
+        coalesce(w.n, 1) AS sender_messages, coalesce(w.replies, 0) AS sender_replies"""
 
 
 # Tagged messages whose sender has untagged mail and fewer than SENDER_CAP tagged messages.
@@ -912,8 +914,11 @@ _SENDER_CHANGED = f"""SELECT m.id FROM messages m JOIN tags t ON t.message = m.i
 
 def message_frame(store: Store, where: str = "", params: Sequence[object] = ()) -> pd.DataFrame:
     """Stored messages as the model's input frame (plus id and message_id), by row id."""
-    return pd.read_sql_query(f"{_FRAME_SQL} {where} ORDER BY m.id", store.db,
-                             params=tuple(params))
+    return pd.read_sql_query(
+        f"""WITH picked AS (SELECT m.id FROM messages m {where}), {_SENDERS}
+            SELECT {_FRAME_COLUMNS} FROM messages m JOIN picked ON picked.id = m.id
+            LEFT JOIN sender w ON w.from_addr = m.from_addr ORDER BY m.id""",
+        store.db, params=tuple(params))
 
 
 @dataclass(frozen=True)
