@@ -904,11 +904,12 @@ _FRAME_COLUMNS = f"""m.id, m.message_id, m.subject,
 
 
 # Tagged messages whose sender has untagged mail and fewer than SENDER_CAP tagged messages.
-_SENDER_CHANGED = f"""SELECT m.id FROM messages m JOIN tags t ON t.message = m.id
-    WHERE m.from_addr IN (SELECT u.from_addr FROM messages u WHERE u.from_addr != ''
-                          AND u.id NOT IN (SELECT message FROM tags))
-      AND (SELECT count(*) FROM (SELECT 1 FROM messages s JOIN tags ts ON ts.message = s.id
-                                 WHERE s.from_addr = m.from_addr LIMIT {SENDER_CAP}))
+_SENDER_CHANGED = f"""SELECT m.id FROM (
+        SELECT DISTINCT from_addr FROM messages
+        WHERE from_addr != '' AND id NOT IN (SELECT message FROM tags)) fresh
+    JOIN messages m ON m.from_addr = fresh.from_addr JOIN tags t ON t.message = m.id
+    WHERE (SELECT count(*) FROM (SELECT 1 FROM messages s JOIN tags ts ON ts.message = s.id
+                                 WHERE s.from_addr = fresh.from_addr LIMIT {SENDER_CAP}))
           < {SENDER_CAP}"""
 
 
@@ -959,9 +960,10 @@ def classify_store(store: Store, model: IntentModel, *, retag: bool = False,
     so an interrupted run keeps its work.
     """
     start = time.perf_counter()
-    untagged = "" if retag else "AND m.id NOT IN (SELECT message FROM tags)"
-    todo = [i for (i,) in store.db.execute(
-        f"SELECT m.id FROM messages m WHERE 1 {untagged} UNION {_SENDER_CHANGED} ORDER BY 1")]
+    todo_sql = ("SELECT id FROM messages" if retag else
+                f"SELECT id FROM messages WHERE id NOT IN (SELECT message FROM tags) "
+                f"UNION {_SENDER_CHANGED}")
+    todo = [i for (i,) in store.db.execute(f"{todo_sql} ORDER BY 1")]
     frames = (message_frame(store, f"WHERE m.id IN ({','.join(map(str, todo[lo:lo + batch]))})")
               for lo in range(0, len(todo), batch))
     workers = min(workers or os.cpu_count() or 1, math.ceil(len(todo) / batch))
