@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from email.message import EmailMessage
 
 import pytest
 
@@ -218,3 +219,51 @@ def test_real_messages_whose_plain_part_says_nothing(corpus: str, message_id: st
                 assert m.new_text.startswith(starts)
                 return
     pytest.fail(f"{message_id} not found in {corpus}")
+
+
+def _list_wrapped(attached_from: str) -> bytes:
+    """A list message whose From the list rewrote (author in Reply-To), holding a notice
+    of the list's and an attached message from `attached_from`."""
+    outer = EmailMessage()
+    outer["From"] = "Ann Example via Radio <radio@lists.example.org>"
+    outer["Reply-To"] = "Ann Example <ann@example.org>"
+    outer["To"] = "radio@lists.example.org"
+    outer["Subject"] = "[Radio] Fwd: clock drift"
+    outer["Message-ID"] = "<wrapped@example.org>"
+    outer["List-Post"] = "<mailto:radio@lists.example.org>"
+    outer.set_content("Around this line the list says why it wrapped the message.\n")
+    inner = EmailMessage()
+    inner["From"] = attached_from
+    inner["Subject"] = "clock drift"
+    inner.set_content("The clock drifts by 2 ppm after an hour; here is the log.\n")
+    outer.add_attachment(inner)
+    return outer.as_bytes()
+
+
+def test_a_message_the_list_wrapped_is_read_as_the_authors_own() -> None:
+    """Mailman's DMARC "wrap" sends the author's message attached under a notice of its own:
+    the author's words are the attached message's, the notice is nobody's."""
+    m = parse(_list_wrapped("Ann Example <ann@example.org>"))
+    assert m.sender is not None and m.sender.address == "ann@example.org"
+    assert m.new_text == "The clock drifts by 2 ppm after an hour; here is the log."
+
+
+def test_a_message_forwarded_as_an_attachment_keeps_the_forwarders_words() -> None:
+    m = parse(_list_wrapped("Bo Other <bo@elsewhere.example>"))
+    assert m.new_text.startswith("Around this line the list says why")
+
+
+@pytest.mark.parametrize("message_id", [
+    # A patch and a phishing mail of openwrt-devel, each wrapped by the list (DMARC).
+    "mailman.40448.1557947460.2376.openwrt-devel@lists.openwrt.org",
+    "mailman.2267.1570636517.2486.openwrt-devel@lists.openwrt.org",
+])
+def test_real_list_wrapped_messages_lose_the_lists_notice(message_id: str) -> None:
+    for source in open_source(corpus_path("lists/openwrt-devel")):
+        for raw in source:
+            if message_id.encode() in raw.data[:raw.data.find(b"\n\n")]:
+                m = parse_message(raw)
+                assert m.sender is not None and "openwrt" not in m.sender.address
+                assert m.new_text and "DMARC" not in m.new_text
+                return
+    pytest.fail(f"{message_id} not found in lists/openwrt-devel")

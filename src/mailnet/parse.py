@@ -266,6 +266,22 @@ def _unmunged(sender: Address | None, reply_to: list[Address], list_post: str) -
     return Address(name, sender.address)
 
 
+def _list_wrapped(msg: email.message.Message, author: Address | None) -> email.message.Message:
+    """The author's own message when the list wrapped it whole (Mailman's DMARC "wrap":
+    a notice of the list's, then the original attached), else `msg`.
+
+    Only an attached message from the author counts: one from anyone else is a
+    forward, whose text around it is the author's.
+    """
+    for part in msg.walk():
+        if part.get_content_type() == "message/rfc822" and part.is_multipart():
+            inner = part.get_payload(0)
+            inner_from = list(_mailboxes(str(inner.get("from", ""))))
+            if author and inner_from and inner_from[0].address == author.address:
+                return inner
+    return msg
+
+
 def content_hash(data: bytes) -> str:
     """Identity of a message's exact bytes: a second delivery differs, a re-import does not."""
     return hashlib.sha256(data).hexdigest()
@@ -325,11 +341,11 @@ def parse_message(raw: RawMessage) -> ParsedMessage:
     list_post = normalise_address(post.split("mailto:", 1)[1].split(">", 1)[0].split("?")[0]) \
         if "mailto:" in post else ""
     reply_to = mailboxes("reply-to")
-    sender = _unmunged(sender, reply_to, list_post)
+    listed, sender = sender, _unmunged(sender, reply_to, list_post)
     subject = text("subject")
     stamp = parse_mail_date(headers.get("date"))
     date = stamp.value or _received_date(newest_received)
-    body = body_text(msg)
+    body = body_text(_list_wrapped(msg, sender) if sender != listed else msg)
     new_text, original = split_reply(body)
     new_text = new_text[:MAX_NEW_TEXT_CHARS]
     to, cc = mailboxes("to"), mailboxes("cc")
