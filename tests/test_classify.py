@@ -517,6 +517,9 @@ def test_label_ctrl_c_keeps_every_label_given(cli: CLI, tmp_path: Path) -> None:
     proc.stdin.flush()
     wait_for_prompt(2)  # the first label is given; the second message waits for an answer
     proc.send_signal(signal.SIGINT)
+    # Input stays open until it has ended, as a terminal's does: closing it at once (as
+    # communicate does) races the signal with an end of input on a busy machine.
+    proc.wait(timeout=60)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert err.decode().strip().splitlines()[-1] == (
