@@ -401,7 +401,8 @@ _MODEL_OPTION = click.option(
 @click.pass_obj
 @friendly_errors
 def classify(obj: Context, retag: bool, model_path: Path | None) -> None:
-    """Tag untagged messages as request / offer / thanks / sales."""
+    """Tag new messages as request / offer / thanks / sales (and again a few earlier ones
+    of their senders, whose sender figures changed)."""
     from mailnet.classify import classify_store
 
     model = obj.model(model_path)
