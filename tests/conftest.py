@@ -19,6 +19,13 @@ from click.testing import CliRunner, Result
 
 from mailnet.cli import main
 
+# The Ctrl-C tests send SIGINT to a mailnet they start, as a terminal does to its foreground
+# job. A test run started in the background by a shell without job control inherits SIGINT
+# ignored, and so would every mailnet it starts (Python keeps an ignored SIGINT ignored):
+# handled here, it is the default again in those processes.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
 # ../shared next to the checkout; MAILNET_SHARED points elsewhere (a git worktree).
 SHARED = Path(os.environ.get("MAILNET_SHARED",
                              Path(__file__).resolve().parents[1].parent / "shared"))
