@@ -491,6 +491,20 @@ def test_label_enter_takes_the_guess_a_typo_asks_again_and_u_undoes(cli: CLI,
 
 
 @pytest.mark.slow  # a real process that loads the model before its first prompt
+def wait_until_reading(pid: int) -> None:
+    """Until the process waits for input in a read, as it does when a person presses Ctrl-C.
+
+    A signal that lands after the prompt is written but before the read starts is seen
+    only when the read returns: Python checks for signals between calls, and a busy
+    machine can stop a process right there. (Linux's wait channel; where it says nothing,
+    the wait ends after 20 s and the test goes on as it would have.)
+    """
+    wchan = Path(f"/proc/{pid}/wchan")
+    deadline = time.monotonic() + 20
+    while wchan.exists() and "pipe" not in wchan.read_text() and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
 def test_label_ctrl_c_keeps_every_label_given(cli: CLI, tmp_path: Path) -> None:
     import_messages(cli, tmp_path, ENGLISH)
     out = tmp_path / "mine.csv"
@@ -516,6 +530,7 @@ def test_label_ctrl_c_keeps_every_label_given(cli: CLI, tmp_path: Path) -> None:
     proc.stdin.write(b"r t\n")
     proc.stdin.flush()
     wait_for_prompt(2)  # the first label is given; the second message waits for an answer
+    wait_until_reading(proc.pid)
     proc.send_signal(signal.SIGINT)
     # Input stays open until it has ended, as a terminal's does: closing it at once (as
     # communicate does) races the signal with an end of input on a busy machine.
