@@ -513,6 +513,7 @@ class MessageFeatures(_CachedLookup, TransformerMixin, BaseEstimator):
         body, subj = _char_counts(texts), _char_counts(subjects)
         lowered = [s.lower() for s in subjects]
         prec = frame["precedence"].str.lower()
+        written = frame["sender_messages"].to_numpy(dtype=float)  # the sender's, to the cap
         columns = [
             frame["is_reply"].astype(float), (frame["list_id"] != "").astype(float),
             (prec == "list").astype(float),
@@ -535,9 +536,8 @@ class MessageFeatures(_CachedLookup, TransformerMixin, BaseEstimator):
             *_automated(frame, lowered, texts),
             [float(is_internal(f, r.split())) for f, r in zip(frame["from_addr"],
                                                               frame["recipients"], strict=True)],
-            np.log1p(frame["sender_messages"].to_numpy(dtype=float)),
-            frame["sender_replies"].to_numpy(dtype=float)
-            / np.maximum(frame["sender_messages"].to_numpy(dtype=float), 1),
+            np.log1p(written),
+            frame["sender_replies"].to_numpy(dtype=float) / np.maximum(written, 1),
         ]
         assert len(columns) == len(META_FEATURES)  # the names stay in step with the values
         return np.column_stack([np.asarray(c, dtype=float) for c in columns])
@@ -961,7 +961,7 @@ def classify_store(store: Store, model: IntentModel, *, retag: bool = False,
     """
     start = time.perf_counter()
     todo_sql = ("SELECT id FROM messages" if retag else
-                f"SELECT id FROM messages WHERE id NOT IN (SELECT message FROM tags) "
+                "SELECT id FROM messages WHERE id NOT IN (SELECT message FROM tags) "
                 f"UNION {_SENDER_CHANGED}")
     todo = [i for (i,) in store.db.execute(f"{todo_sql} ORDER BY 1")]
     frames = (message_frame(store, f"WHERE m.id IN ({','.join(map(str, todo[lo:lo + batch]))})")

@@ -190,13 +190,11 @@ def _row(subject: str, text: str) -> dict[str, Any]:
 def _parsed_row(msg: ParsedMessage) -> dict[str, Any]:
     """A model input row for a lone parsed message (its thread and its sender's other mail
     unknown), as :func:`message_frame` reads it back."""
-    return {"subject": msg.subject, "new_text": msg.new_text[:MAX_CHARS],
+    return {**_row(msg.subject, msg.new_text[:MAX_CHARS]),
             "is_reply": int(msg.parent_id is not None), "list_id": msg.list_id,
-            "precedence": msg.precedence, "thread_role": 0,
-            "from_addr": msg.sender.address if msg.sender else "",
+            "precedence": msg.precedence, "from_addr": msg.sender.address if msg.sender else "",
             "auto_submitted": msg.auto_submitted,
-            "recipients": " ".join(a.address for a in (*msg.to, *msg.cc)),
-            "sender_messages": 1, "sender_replies": 0}
+            "recipients": " ".join(a.address for a in (*msg.to, *msg.cc))}
 
 
 def written_sentences(tag: str, labels_dir: Path = LABELS_DIR) -> tuple[list[str], np.ndarray]:
