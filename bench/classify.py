@@ -17,7 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from mailnet.classify import classify_store, load_model, message_frame
+from mailnet.classify import classify_store, message_frame
+from mailnet.model import load_model
 from mailnet.store import Store
 from mailnet.training import SHARED_DIR, corpus_store
 

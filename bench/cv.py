@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mailnet.classify import UNKNOWN, IntentModel
+from mailnet.model import UNKNOWN, IntentModel
 from mailnet.store import TAGS
 from mailnet.training import (
     LABELS_DIR,

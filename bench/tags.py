@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mailnet.classify import IntentModel, load_model
+from mailnet.model import IntentModel, load_model
 from mailnet.store import TAGS
 from mailnet.training import (
     LABELS_DIR,

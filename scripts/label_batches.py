@@ -28,7 +28,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from mailnet.classify import load_model, message_frame
+from mailnet.classify import message_frame
+from mailnet.model import load_model
 from mailnet.parse import body_text
 from mailnet.store import TAGS, Store
 from mailnet.training import LABELS_DIR, SHARED_DIR, corpus_store, label_table

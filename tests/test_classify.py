@@ -19,28 +19,26 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import scipy.sparse as sp
 from click.testing import CliRunner, Result
 
-from mailnet.classify import (
+from mailnet.classify import classify_store, message_frame, uncertainty
+from mailnet.cli import main
+from mailnet.features import THREAD_OTHERS, THREAD_OWN
+from mailnet.ingest import import_sources
+from mailnet.model import (
     MIN_GROUP_POSITIVES,
-    THREAD_OTHERS,
-    THREAD_OWN,
     ModelError,
     PerTagClassifier,
     best_threshold,
-    classify_store,
     default_model_dir,
     load_model,
-    message_frame,
-    split_sentences,
-    uncertainty,
 )
-from mailnet.cli import main
-from mailnet.ingest import import_sources
 from mailnet.sources import open_source
 from mailnet.store import TAGS, Store
+from mailnet.tokens import split_sentences
 from mailnet.training import LabelsError, parse_tag_answer, read_labels
 
 from conftest import make_message
@@ -243,6 +241,23 @@ def test_a_tampered_model_with_an_untrusted_type_is_refused(tmp_path: Path) -> N
     untouched = tmp_path / "copy.skops"
     _tamper(default_model_dir() / "intent.skops", untouched, "no such class", {})
     assert load_model(untouched).version.startswith("unversioned-")  # the copy itself loads
+
+
+def test_a_model_saved_before_the_classes_moved_still_loads(tmp_path: Path) -> None:
+    # The model's classes lived in mailnet.classify until it was split: a model a user
+    # trained then names them there, and must give the same tags now.
+    old = default_model_dir() / "intent.skops"
+    for i, name in enumerate(("MessageFeatures", "SentenceModel", "PerTagClassifier")):
+        moved = tmp_path / f"old{i}.skops"
+        _tamper(old, moved, name, {"__module__": "mailnet.classify"})
+        old = moved
+    with zipfile.ZipFile(old) as z:
+        assert z.read("schema.json").count(b'"mailnet.classify"') >= 4  # 2 sentence models
+    frame = pd.DataFrame([{
+        "subject": "Review?", "new_text": "Could you review my patch please?", "is_reply": 0,
+        "list_id": "", "precedence": "", "thread_role": THREAD_OWN, "from_addr": "a@b.example",
+        "auto_submitted": "", "recipients": "", "sender_messages": 1, "sender_replies": 0}])
+    assert np.array_equal(load_model(old).probabilities(frame), load_model().probabilities(frame))
 
 
 def test_a_model_file_that_is_not_a_model_is_one_clear_error(cli: CLI, tmp_path: Path) -> None:

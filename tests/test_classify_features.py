@@ -8,21 +8,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from mailnet.classify import (
-    COLUMNS,
-    META_FEATURES,
-    SENDER_CAP,
-    THREAD_OTHERS,
-    MessageFeatures,
-    content_sentences,
-    load_model,
-    message_frame,
-    save_model,
-    words,
-)
+from mailnet.classify import message_frame
+from mailnet.features import COLUMNS, META_FEATURES, SENDER_CAP, THREAD_OTHERS, MessageFeatures
 from mailnet.ingest import import_sources
+from mailnet.model import load_model, save_model
 from mailnet.sources import open_source
 from mailnet.store import Store
+from mailnet.tokens import content_sentences, words
 
 from conftest import make_message
 

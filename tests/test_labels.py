@@ -10,7 +10,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from mailnet.classify import COLUMNS as MODEL_COLUMNS
+from mailnet.features import COLUMNS as MODEL_COLUMNS
 from mailnet.store import TAGS
 from mailnet.training import (
     CHOSEN_WEIGHT,

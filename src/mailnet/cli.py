@@ -52,8 +52,8 @@ from mailnet.store import TAGS, Store, store_problem
 from mailnet.untrusted import clean, text
 
 if TYPE_CHECKING:
-    from mailnet.classify import IntentModel
     from mailnet.ledger import Ledger
+    from mailnet.model import IntentModel
 
 _PIPE_WIDTH = 120
 FORMATS = ("table", "csv", "json")
@@ -74,7 +74,7 @@ class Context:
 
     def model(self, path: Path | None = None) -> IntentModel:
         """The model given on the command line, else the configured/user/default one."""
-        from mailnet.classify import load_model
+        from mailnet.model import load_model
 
         return load_model(path or classify_settings(self.config()).model_path())
 

@@ -9,10 +9,11 @@ from pathlib import Path
 
 from rich.console import Console
 
-from mailnet.classify import classify_store, load_model
+from mailnet.classify import classify_store
 from mailnet.config import Config
 from mailnet.ingest import import_sources, summary_line
 from mailnet.ledger import Window, build_ledger, select
+from mailnet.model import load_model
 from mailnet.report import terminal_table
 from mailnet.sources import open_source
 from mailnet.store import Store

@@ -31,22 +31,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mailnet.classify import (
-    COLUMNS,
-    MAX_CHARS,
-    META_FEATURES,
-    UNKNOWN,
-    IntentModel,
-    SentenceModel,
-    make_pipeline,
-    message_frame,
-    save_model,
-)
+from mailnet.classify import message_frame
 from mailnet.errors import MailnetError
+from mailnet.features import COLUMNS, META_FEATURES, SentenceModel
 from mailnet.ingest import import_sources
+from mailnet.model import UNKNOWN, IntentModel, make_pipeline, save_model
 from mailnet.parse import ParsedMessage, ParseError, parse_message
 from mailnet.sources import open_source
 from mailnet.store import TAGS, Store
+from mailnet.tokens import MAX_CHARS
 
 REPO = Path(__file__).resolve().parents[2]
 LABELS_DIR = REPO / "training" / "labels"
@@ -77,7 +70,7 @@ class LabelsError(MailnetError):
 class LabelledSet:
     """Model input rows (:data:`COLUMNS`) with a 0/1/UNKNOWN label per tag, a training
     weight and a group (the source of mail the row comes from; thresholds are chosen
-    per source, :func:`mailnet.classify.best_threshold`)."""
+    per source, :func:`mailnet.model.best_threshold`)."""
 
     frame: pd.DataFrame
     labels: np.ndarray
@@ -577,7 +570,7 @@ def train_user_model(data: LabelledSet, base: IntentModel, out: Path, *,
 
     With `with_default_data` the default training set is added, the user's
     rows weighted :data:`USER_WEIGHT` times; they are one source of their own when
-    the thresholds are chosen (:func:`mailnet.classify.best_threshold`).
+    the thresholds are chosen (:func:`mailnet.model.best_threshold`).
     """
     parts, described = [data], [f"{len(data)} messages labelled by the user ({source})"]
     if with_default_data:

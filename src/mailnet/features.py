@@ -1,0 +1,395 @@
+"""What the intent model reads of a message: the frame's columns and the features.
+
+:class:`MessageFeatures` turns a message frame (:data:`COLUMNS`) into sparse
+features: the message's bag of n-grams, header and shape features, and the
+scores of :class:`SentenceModel`, a sentence-level scorer (a request is often
+one sentence in a long message) whose best and mean sentence scores are
+message features. The text is tokenised once per message, and that one pass
+feeds every vocabulary.
+"""
+
+from __future__ import annotations
+
+import codecs
+import math
+import re
+from collections.abc import Sequence
+from itertools import repeat
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin
+from sklearn.linear_model import LogisticRegression
+from sklearn.utils.validation import check_is_fitted
+
+from mailnet.addresses import is_internal
+from mailnet.tokens import (
+    MAX_CHARS,
+    CachedLookup,
+    content_sentences,
+    idf_of,
+    ngrams,
+    pair_counts,
+    term_counts,
+    tfidf,
+    vocabulary_of,
+)
+
+# What the model reads of a message; classify and training build the same frame.
+# Bulk headers (Precedence: bulk, List-Unsubscribe) are left out: in the training corpora
+# they mark subscribed ham newsletters, and a model that learns them as "not sales" misses
+# every modern vendor newsletter, which carries them all.
+# thread_role says who the sender is in their thread: the one who asks mostly starts it, the
+# one who helps mostly replies in someone else's (THREAD_OWN, THREAD_OTHERS; else 0).
+# sender_messages / sender_replies: how many messages of the store its sender wrote (counted
+# up to SENDER_CAP, the first stored), and how many of those reply to someone else's message
+# in the store (a spammer's follow-ups to their own pitch or to mail the store lacks are no
+# conversation). A stranger writes once; a subscription writes often and never replies
+# (SENDER_FEATURES).
+COLUMNS = ("subject", "new_text", "is_reply", "list_id", "precedence", "thread_role",
+           "from_addr", "auto_submitted", "recipients",  # recipients: To and Cc, space-separated
+           "sender_messages", "sender_replies")
+THREAD_OWN, THREAD_OTHERS = 1, 2
+# Past this many messages a sender is a regular: the count stops there, so the features do not
+# grow with the years a mailbox holds, and a sender's features stop changing (see
+# classify_store, which re-tags a sender's messages while they still can).
+SENDER_CAP = 20
+
+# Automated notices: delivery reports, auto-replies, out-of-office, robots' reports.
+_AUTO_SUBJECT = re.compile(
+    r"out of (?:the )?office|auto(?:matic)?[- ]?(?:reply|response|antwort)|abwesenheit"
+    r"|r[ée]ponse automatique|respuesta autom[áa]tica|undeliver|delivery (?:status|failure"
+    r"|notification|has failed)|returned mail|failure notice|mail delivery|non-?delivery"
+    r"|delivery report|message not delivered|\bdsn\b|read: |accepted: |declined: "
+    r"|build (?:failed|succeeded|fixed)|test results?\b")  # on the lower-cased subject
+_AUTO_WORDS = ("automat", "deliver", "office", "not reply", "-mta", "recipient", "diagnostic",
+               "permanent", "generated")  # the regex runs only on a text with one of them
+_AUTO_TEXT = re.compile(
+    r"this is an automatically generated|automated (?:message|notice|e-?mail)"
+    r"|(?:could|can) ?not be delivered|was not delivered|delivery (?:has )?failed"
+    r"|permanent(?:ly)? (?:error|fatal)|reporting-mta|final-recipient|diagnostic-code"
+    r"|(?:i am|i'm) (?:currently )?out of (?:the )?office|i will be out of (?:the )?office"
+    r"|(?:do|please do) not reply to this|this (?:e-?mail|message|notification) (?:was|is|has"
+    r" been) (?:automatically )?(?:generated|sent automatically)")  # on the lower-cased text
+# Senders that only machines are (not noreply@, which spam and newsletters use too).
+_AUTO_SENDER = re.compile(r"(?:mailer[-_.]?daemon|postmaster|auto[-_.]?(?:reply|responder)"
+                          r"|bounces?|.*-bounces|jenkins|buildbot|ci|daemon)(?:[+@]|$)",
+                          re.IGNORECASE)
+# A reply's subject: Re:, and its Outlook translations (AW:, SV:, Antw:, RIF:, YNT:).
+_REPLY_SUBJECT = re.compile(r"\s*(?:re|aw|sv|antw|rif|ynt)\s*(?:\[\d+\])?\s*:", re.IGNORECASE)
+_URL = re.compile(r"https?://|www\.")
+_MONEY = re.compile(r"[$€£]\s?\d|\d\s?(?:usd|eur|dollars)\b", re.IGNORECASE)
+
+
+# --- the sentence model ------------------------------------------------------
+
+class SentenceModel(CachedLookup, ClassifierMixin, BaseEstimator):
+    """Is this one sentence a request (asks someone to do or give something)?
+
+    Trained on its own data (labelled sentences); inside the message model it
+    is a fitted component whose sentence scores become message features.
+    """
+
+    def __init__(self, C: float = 2.0, min_df: int = 2, max_features: int = 40000) -> None:
+        self.C = C
+        self.min_df = min_df
+        self.max_features = max_features
+
+    def fit(self, sentences: Sequence[str], y: Sequence[int]) -> SentenceModel:
+        grams = [ngrams(s) for s in sentences]
+        self.terms_ = vocabulary_of(grams, self.min_df, self.max_features)
+        self.__dict__.pop("_lookup", None)
+        counts = term_counts([self._ids(g) for g in grams], len(self.terms_))
+        self.idf_ = idf_of(counts)
+        lr = LogisticRegression(C=self.C, max_iter=3000).fit(tfidf(counts, self.idf_), y)
+        self.coef_, self.intercept_ = lr.coef_.ravel(), float(lr.intercept_[0])
+        self.classes_ = np.array([0, 1])
+        return self
+
+    def _ids(self, grams: list[str]) -> np.ndarray:
+        get = self.vocabulary().get
+        return np.fromiter((get(g, -1) for g in grams), dtype=np.int64, count=len(grams))
+
+    def vocabulary(self) -> dict[str, int]:
+        return self._cached(lambda: {t: i for i, t in enumerate(self.terms_.tolist())})
+
+    def scores(self, counts: sp.csr_matrix) -> np.ndarray:
+        """Decision values of sentence rows of counts over this model's vocabulary."""
+        return tfidf(counts, self.idf_) @ self.coef_ + self.intercept_
+
+    def decision_function(self, sentences: Sequence[str]) -> np.ndarray:
+        check_is_fitted(self)
+        counts = term_counts([self._ids(ngrams(s)) for s in sentences], len(self.terms_))
+        return self.scores(counts)
+
+    def predict_proba(self, sentences: Sequence[str]) -> np.ndarray:
+        p = 1.0 / (1.0 + np.exp(-self.decision_function(sentences)))
+        return np.column_stack([1 - p, p])
+
+    def predict(self, sentences: Sequence[str]) -> np.ndarray:
+        return (self.decision_function(sentences) > 0).astype(int)
+
+
+# --- message features --------------------------------------------------------
+
+META_FEATURES = (
+    "is_reply", "list_id", "precedence_list",
+    "subject_re", "subject_fwd", "subject_money", "urls", "money",
+    "empty", "log_chars", "log_sentences", "questions", "exclamations", "question_share",
+    "last_is_question", "caps_ratio", "digits_ratio", "subject_caps_ratio",
+    "request_max", "request_mean", "request_top2", "request_first", "request_last",
+    "thanks_max", "thanks_first", "thanks_last",
+    "in_own_thread", "in_others_thread",
+    "sender_automated", "auto_submitted", "auto_subject", "auto_text", "internal",
+    "sender_messages", "sender_reply_share",
+)  # new ones go last: a model fitted before them reads the ones it knows (see transform)
+
+# Read by the sales regression only. How often a sender writes tells a pitch from a
+# subscribed alert (both say "click here"), but for the other tags it learned the lists'
+# lesson that whoever posts most is a helper, and a mailbox's most prolific sender is its
+# owner (measured: the model card's feature measurements).
+SENDER_FEATURES = ("sender_messages", "sender_reply_share")
+
+# Not read for sales. Nearly every sales label the model learns from is of mail that came
+# through no list and is no follow-up (spam corpora, a vendor's cold mail), so it learned
+# "a list never sells" and "a follow-up in one's own thread never sells": spam posted to
+# open lists, and a spammer's "any update on my email below?", scored 0.00 (a model
+# trained without the lists' labels found 5 of their 103 spam messages).
+SALES_BLIND = ("list_id", "precedence_list", "in_own_thread")
+
+
+# A character outside Latin-1 becomes one SUB byte when counting: not a "?", which the
+# "replace" handler writes, so a Chinese disclaimer is not a hundred questions.
+_NOT_LATIN1 = "mailnet.not-latin1"
+codecs.register_error(_NOT_LATIN1, lambda err: ("\x1a" * (err.end - err.start), err.end))
+
+
+def _char_counts(texts: Sequence[str]) -> dict[str, np.ndarray]:
+    """Per text: characters, upper-case and lower-case ASCII letters, digits, '?' and '!'.
+
+    Counted over all texts at once on one byte buffer: a loop over characters
+    in Python would cost more than the rest of the model.
+    """
+    joined = "\x00".join(texts).encode("latin-1", _NOT_LATIN1)
+    b = np.frombuffer(joined, dtype=np.uint8)
+    lengths = np.fromiter(map(len, texts), dtype=np.int64, count=len(texts))
+    owner = np.repeat(np.arange(len(texts)), lengths + 1)[: len(b)]
+
+    def count(mask: np.ndarray) -> np.ndarray:
+        return np.bincount(owner[mask], minlength=len(texts)).astype(float)
+
+    upper, lower = count((b >= 65) & (b <= 90)), count((b >= 97) & (b <= 122))
+    return {"chars": lengths.astype(float), "upper": upper, "letters": upper + lower,
+            "digits": count((b >= 48) & (b <= 57)), "?": count(b == 63), "!": count(b == 33)}
+
+
+def _automated(frame: pd.DataFrame, lowered: list[str], texts: list[str]) -> list[Any]:
+    """What says a machine wrote the message: its sender, Auto-Submitted, its subject
+    and its text (delivery reports, auto-replies, robots' reports); `lowered`: the
+    lower-cased subjects."""
+    auto = frame["auto_submitted"].str.lower()
+    return [[float(bool(_AUTO_SENDER.match(a))) for a in frame["from_addr"]],
+            ((auto != "") & (auto != "no")).astype(float),
+            [float(bool(_AUTO_SUBJECT.search(s))) for s in lowered],
+            [float(_auto_text(t)) for t in texts]]
+
+
+def _auto_text(text: str) -> bool:
+    lowered = text.lower()
+    return any(w in lowered for w in _AUTO_WORDS) and bool(_AUTO_TEXT.search(lowered))
+
+
+class MessageFeatures(CachedLookup, TransformerMixin, BaseEstimator):
+    """Message frame → [n-grams of subject and new text | message meta | sentence scores].
+
+    `sentence_model` and `thanks_model` are fitted :class:`SentenceModel` s
+    (their own training data is sentences, not messages), used as they are:
+    one scores requests, the other gratitude (a "Thanks for the fix" as
+    against a "Thanks in advance" sign-off). Besides every n-gram of
+    the text, the subject's (s:) and the first (f:) and last (l:) sentence's
+    n-grams are features of their own, since where a "thanks" or a question
+    stands says much (an opening "Thanks for the fix" is gratitude, a closing
+    "Thanks," a sign-off).
+    """
+
+    def __init__(self, sentence_model: SentenceModel | None = None,
+                 thanks_model: SentenceModel | None = None, min_df: int = 2,
+                 max_features: int = 60000, meta_weight: float = 0.3) -> None:
+        self.sentence_model = sentence_model
+        self.thanks_model = thanks_model
+        self.min_df = min_df
+        self.max_features = max_features
+        self.meta_weight = meta_weight
+
+    @staticmethod
+    def _segments(subject: str, text: str) -> tuple[list[str], list[list[str]]]:
+        """A message's subject n-grams (marked s:, or r: in a reply, whose subject is
+        someone else's words) and the n-grams of each of its sentences.
+
+        The first and last sentence's n-grams are features of their own too
+        (marked f: and l:); :meth:`_parts` maps them by id, not by string.
+        """
+        mark = "r:" if _REPLY_SUBJECT.match(subject) else "s:"
+        return [mark + g for g in ngrams(subject)], [ngrams(s) for s in content_sentences(text)]
+
+    def fit(self, frame: pd.DataFrame, y: Any = None) -> MessageFeatures:
+        check_is_fitted(self.sentence_model)
+        check_is_fitted(self.thanks_model)
+        docs = []
+        for subject, text in zip(frame["subject"], frame["new_text"], strict=True):
+            marked, body = self._segments(subject, text)
+            if body:
+                marked += ["f:" + g for g in body[0]] + ["l:" + g for g in body[-1]]
+            docs.append(marked + [g for sent in body for g in sent])
+        self.terms_ = vocabulary_of(docs, self.min_df, self.max_features)
+        self.__dict__.pop("_lookup", None)
+        counts, meta = self._parts(frame)
+        self.idf_ = idf_of(counts)
+        self.meta_mean_ = meta.mean(axis=0)
+        self.meta_scale_ = meta.std(axis=0) + 1e-6
+        return self
+
+    def _build_lookup(self) -> dict[str, Any]:
+        """One dict lookup per n-gram serves every vocabulary: term → global id, and
+        arrays from global id to the message, request and thanks column and to the
+        message column of the same n-gram in a first (f:) or last (l:) sentence
+        (-1: absent)."""
+        mine = {t: i for i, t in enumerate(self.terms_.tolist())}
+        request, thanks = self.sentence_model.vocabulary(), self.thanks_model.vocabulary()
+        placed = {t[2:] for t in mine if t[:2] in ("f:", "l:")}
+        ids = {g: i for i, g in enumerate(sorted(
+            mine.keys() | request.keys() | thanks.keys() | placed))}
+        names = ("msg_col", "sent_col", "thanks_col", "first_col", "last_col")
+        cols = {name: np.full(len(ids) + 1, -1) for name in names}
+        for g, i in ids.items():
+            cols["msg_col"][i], cols["sent_col"][i] = mine.get(g, -1), request.get(g, -1)
+            cols["thanks_col"][i] = thanks.get(g, -1)
+            cols["first_col"][i] = mine.get("f:" + g, -1)
+            cols["last_col"][i] = mine.get("l:" + g, -1)
+        return {"ids": ids, **cols}
+
+    def prepare(self) -> None:
+        """Build the lookup now (a few tenths of a second), e.g. once before forking workers."""
+        self._cached(self._build_lookup)
+
+    def _parts(self, frame: pd.DataFrame) -> tuple[sp.csr_matrix, np.ndarray]:
+        """The message n-gram counts and the meta features of each message of `frame`."""
+        lookup = self._cached(self._build_lookup)
+        get, unknown = lookup["ids"].get, len(lookup["ids"])
+        flat: list[int] = []
+        seg_len: list[int] = []
+        seg_owner: list[int] = []
+        seg_is_sentence: list[bool] = []
+        for i, (subject, text) in enumerate(zip(frame["subject"], frame["new_text"],
+                                                strict=True)):
+            marked, body = self._segments(subject, text)
+            for grams, is_sentence in ((marked, False), *((s, True) for s in body)):
+                flat.extend(map(get, grams, repeat(unknown)))
+                seg_len.append(len(grams))
+                seg_owner.append(i)
+                seg_is_sentence.append(is_sentence)
+        gids = np.asarray(flat, dtype=np.int64)
+        lengths = np.asarray(seg_len, dtype=np.int64)
+        owner = np.asarray(seg_owner, dtype=np.int64)
+        is_sentence = np.asarray(seg_is_sentence, dtype=bool)
+        n = len(frame)
+        gram_owner = np.repeat(owner, lengths)
+        # Sentence rows: the grams of sentence segments, numbered in order.
+        sentence_row = np.repeat(np.cumsum(is_sentence) - 1, lengths)
+        in_sentence = np.repeat(is_sentence, lengths)
+        n_sentences = int(is_sentence.sum())
+        # Each message's first and last sentence count again, as f: and l: n-grams.
+        sentence_owner = owner[is_sentence]
+        first = np.r_[True, sentence_owner[1:] != sentence_owner[:-1]]
+        last = np.r_[sentence_owner[1:] != sentence_owner[:-1], True]
+        in_first = np.zeros(len(gids), dtype=bool)
+        in_last = np.zeros(len(gids), dtype=bool)
+        in_first[in_sentence] = first[sentence_row[in_sentence]]
+        in_last[in_sentence] = last[sentence_row[in_sentence]]
+        counts = pair_counts(
+            np.concatenate([gram_owner, gram_owner[in_first], gram_owner[in_last]]),
+            np.concatenate([lookup["msg_col"][gids], lookup["first_col"][gids[in_first]],
+                            lookup["last_col"][gids[in_last]]]),
+            n, len(self.terms_))
+        sentence_counts = pair_counts(sentence_row[in_sentence],
+                                      lookup["sent_col"][gids[in_sentence]], n_sentences,
+                                      len(self.sentence_model.terms_))
+        scores = self.sentence_model.scores(sentence_counts)
+        thanks_counts = pair_counts(sentence_row[in_sentence],
+                                    lookup["thanks_col"][gids[in_sentence]], n_sentences,
+                                    len(self.thanks_model.terms_))
+        thanks = self.thanks_model.scores(thanks_counts)
+        q = lookup["ids"].get("?", -2)
+        asks = np.bincount(sentence_row[in_sentence], weights=gids[in_sentence] == q,
+                           minlength=n_sentences) > 0
+        return counts, self._meta(frame, owner[is_sentence], scores, thanks, asks)
+
+    @staticmethod
+    def _meta(frame: pd.DataFrame, owner: np.ndarray, scores: np.ndarray, thanks: np.ndarray,
+              asks: np.ndarray) -> np.ndarray:
+        """Header and shape features, and the sentence scores summed up per message."""
+        n = len(frame)
+        floor = -5.0  # a message with no sentence asks for nothing
+        per_message = np.bincount(owner, minlength=n)
+        has = per_message > 0
+        first_idx = np.searchsorted(owner, np.arange(n))
+        last_idx = first_idx + per_message - 1
+        scores_ = np.append(scores, floor)  # index len(scores): the floor, for empty messages
+        thanks_ = np.append(thanks, floor)
+        asks_ = np.append(asks, False)
+        first_idx = np.where(has, first_idx, len(scores))
+        last_idx = np.where(has, last_idx, len(scores))
+        best = np.full(n, floor)
+        np.maximum.at(best, owner, scores)
+        most_grateful = np.full(n, floor)
+        np.maximum.at(most_grateful, owner, thanks)
+        second = np.full(n, floor)
+        if len(scores):
+            order = np.lexsort((-scores, owner))
+            rank = np.arange(len(order)) - np.searchsorted(owner[order], owner[order])
+            pick = order[rank == 1]
+            second[owner[pick]] = scores[pick]
+        mean = np.divide(np.bincount(owner, weights=scores, minlength=n), per_message,
+                         out=np.full(n, floor), where=has)
+        texts = frame["new_text"].str.slice(0, MAX_CHARS).tolist()
+        subjects = frame["subject"].tolist()
+        body, subj = _char_counts(texts), _char_counts(subjects)
+        lowered = [s.lower() for s in subjects]
+        prec = frame["precedence"].str.lower()
+        written = frame["sender_messages"].to_numpy(dtype=float)  # the sender's, to the cap
+        columns = [
+            frame["is_reply"].astype(float), (frame["list_id"] != "").astype(float),
+            (prec == "list").astype(float),
+            [float(s.startswith("re:")) for s in lowered],
+            [float(s.startswith(("fw:", "fwd:"))) for s in lowered],
+            [float(bool(_MONEY.search(s))) for s in subjects],
+            [math.log1p(len(_URL.findall(t))) for t in texts],
+            [math.log1p(len(_MONEY.findall(t))) for t in texts],
+            (~has).astype(float), np.log1p(body["chars"]), np.log1p(per_message),
+            np.log1p(body["?"]), np.log1p(body["!"]),
+            np.divide(np.bincount(owner, weights=asks, minlength=n), per_message,
+                      out=np.zeros(n), where=has),
+            asks_[last_idx].astype(float),
+            body["upper"] / np.maximum(body["letters"], 1),
+            body["digits"] / np.maximum(body["chars"], 1),
+            subj["upper"] / np.maximum(subj["letters"], 1),
+            best, mean, (best + second) / 2, scores_[first_idx], scores_[last_idx],
+            most_grateful, thanks_[first_idx], thanks_[last_idx],
+            frame["thread_role"] == THREAD_OWN, frame["thread_role"] == THREAD_OTHERS,
+            *_automated(frame, lowered, texts),
+            [float(is_internal(f, r.split())) for f, r in zip(frame["from_addr"],
+                                                              frame["recipients"], strict=True)],
+            np.log1p(written),
+            frame["sender_replies"].to_numpy(dtype=float) / np.maximum(written, 1),
+        ]
+        assert len(columns) == len(META_FEATURES)  # the names stay in step with the values
+        return np.column_stack([np.asarray(c, dtype=float) for c in columns])
+
+    def transform(self, frame: pd.DataFrame) -> sp.csr_matrix:
+        check_is_fitted(self)
+        counts, meta = self._parts(frame)
+        meta = meta[:, :len(self.meta_mean_)]  # a model saved before the last features: fewer
+        meta = (meta - self.meta_mean_) / self.meta_scale_ * self.meta_weight
+        return sp.hstack([tfidf(counts, self.idf_), sp.csr_matrix(meta)], format="csr")
