@@ -108,3 +108,18 @@ def test_every_training_row_keeps_its_source_for_the_thresholds() -> None:
     assert labelled.groups.tolist() == (["enron", "lists", "enron"] + ["written"] * written
                                         + [""] * 3)
     assert labelled.weights.tolist()[:3] == [1.0, 0.5, 1.0]
+
+
+def test_the_second_reading_reads_every_held_out_enron_message_once() -> None:
+    """bench/agreement.py sets the two readings side by side: the second must cover the
+    held-out owners' messages, each once, with the same owner, and nothing else."""
+    business = label_table(LABELS_DIR / "business.csv")
+    held_out = business[business["split"] == "test"]
+    second = label_table(LABELS_DIR / "business_second_reading.csv")
+    assert list(second.columns) == ["corpus", "message_id", "owner", *TAGS, "note"]
+    assert not second.duplicated(["corpus", "message_id"]).any()
+    for tag in TAGS:
+        assert set(second[tag].unique()) <= {0, 1}, tag
+    both = held_out.merge(second, on=["corpus", "message_id"], suffixes=("", "_2"))
+    assert len(both) == len(held_out) == len(second)
+    assert (both["owner"] == both["owner_2"]).all()
