@@ -19,18 +19,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from mailnet.corpora import SHARED_DIR, labelled_messages
+from mailnet.evaluation import Report, evaluate, score
+from mailnet.labels import LABELS_DIR, as_labelled_set, label_table
 from mailnet.model import load_model
 from mailnet.store import TAGS
-from mailnet.training import (
-    LABELS_DIR,
-    SHARED_DIR,
-    Report,
-    as_labelled_set,
-    evaluate,
-    label_table,
-    labelled_messages,
-    score,
-)
 
 SECOND = "business_second_reading.csv"
 

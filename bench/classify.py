@@ -18,9 +18,9 @@ import time
 from pathlib import Path
 
 from mailnet.classify import classify_store, message_frame
+from mailnet.corpora import SHARED_DIR, corpus_store
 from mailnet.model import load_model
 from mailnet.store import Store
-from mailnet.training import SHARED_DIR, corpus_store
 
 
 def main() -> None:

@@ -23,22 +23,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from mailnet.corpora import SHARED_DIR, default_data
+from mailnet.evaluation import Report, score
+from mailnet.labels import LABELS_DIR, LabelledSet, as_labelled_set, label_table
 from mailnet.model import UNKNOWN, IntentModel
 from mailnet.store import TAGS
-from mailnet.training import (
-    LABELS_DIR,
-    SHARED_DIR,
-    LabelledSet,
-    Report,
-    as_labelled_set,
-    default_data,
-    evaluate_spam,
-    fit,
-    fit_sentence_model,
-    held_out_reports,
-    label_table,
-    score,
-)
+from mailnet.training import evaluate_spam, fit, fit_sentence_model, held_out_reports
 
 
 def grouped_folds(rows: pd.DataFrame, groups: pd.Series, folds: int) -> list[np.ndarray]:

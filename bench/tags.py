@@ -21,17 +21,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from mailnet.corpora import SHARED_DIR, labelled_messages
+from mailnet.evaluation import Report, evaluate
+from mailnet.labels import LABELS_DIR, as_labelled_set, label_table
 from mailnet.model import IntentModel, load_model
 from mailnet.store import TAGS
-from mailnet.training import (
-    LABELS_DIR,
-    SHARED_DIR,
-    Report,
-    as_labelled_set,
-    evaluate,
-    label_table,
-    labelled_messages,
-)
 
 INBOXES = "enron/enron-inboxes"
 

@@ -29,10 +29,11 @@ import numpy as np
 import pandas as pd
 
 from mailnet.classify import message_frame
+from mailnet.corpora import SHARED_DIR, corpus_store
+from mailnet.labels import LABELS_DIR, label_table
 from mailnet.model import load_model
 from mailnet.parse import body_text
 from mailnet.store import TAGS, Store
-from mailnet.training import LABELS_DIR, SHARED_DIR, corpus_store, label_table
 
 CORPUS = "enron/enron-inboxes"
 BODY_CHARS = 3500  # what a reader needs to judge; a digest's tail says nothing new

@@ -28,6 +28,7 @@ from mailnet.classify import classify_store, message_frame, uncertainty
 from mailnet.cli import main
 from mailnet.features import THREAD_OTHERS, THREAD_OWN
 from mailnet.ingest import import_sources
+from mailnet.labels import LabelsError, parse_tag_answer, read_labels
 from mailnet.model import (
     MIN_GROUP_POSITIVES,
     ModelError,
@@ -39,7 +40,6 @@ from mailnet.model import (
 from mailnet.sources import open_source
 from mailnet.store import TAGS, Store
 from mailnet.tokens import split_sentences
-from mailnet.training import LabelsError, parse_tag_answer, read_labels
 
 from conftest import make_message
 

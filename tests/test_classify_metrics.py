@@ -15,8 +15,11 @@ from pathlib import Path
 
 import pytest
 
+from mailnet.corpora import held_out_set
+from mailnet.evaluation import evaluate, evaluate_sentences
+from mailnet.labels import LabelledSet
 from mailnet.model import IntentModel, load_model
-from mailnet.training import LabelledSet, evaluate, evaluate_sentences, evaluate_spam, held_out_set
+from mailnet.training import evaluate_spam
 
 from conftest import SHARED
 

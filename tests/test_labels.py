@@ -10,17 +10,10 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from mailnet.corpora import CHOSEN_WEIGHT, weighed
 from mailnet.features import COLUMNS as MODEL_COLUMNS
+from mailnet.labels import LABELS_DIR, LabelledSet, as_labelled_set, label_table, written_examples
 from mailnet.store import TAGS
-from mailnet.training import (
-    CHOSEN_WEIGHT,
-    LABELS_DIR,
-    LabelledSet,
-    as_labelled_set,
-    label_table,
-    weighed,
-    written_examples,
-)
 
 COLUMNS = {
     "real.csv": ["corpus", "message_id", *TAGS, "split"],

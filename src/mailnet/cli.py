@@ -437,16 +437,17 @@ def train(obj: Context, labels: Path, with_default_data: bool, shared: Path | No
     0/1 column per tag; JSONL lines are {"message_id": ..., "tags": [...]}.
     An .eml tree has a folder per tag (request, offer, thanks, sales, none).
     """
-    from mailnet import training
+    from mailnet.labels import user_labelled_set
+    from mailnet.training import train_user_model
 
     config = obj.config()
     base = obj.model(model_path)
     with Store(config.db_path, create=False) as store:
-        data = training.user_labelled_set(store, labels)
+        data = user_labelled_set(store, labels)
     obj.err.print(f"training on {len(data)} labelled messages …")
     out = out or ClassifySettings.user_model_dir()
-    model = training.train_user_model(data, base, out, with_default_data=with_default_data,
-                                      shared=shared, source=str(labels))
+    model = train_user_model(data, base, out, with_default_data=with_default_data,
+                             shared=shared, source=str(labels))
     cv = model.card["metrics"]["Cross-validation on the training data"]["tags"]
     obj.out.print("cross-validated F1: " + ", ".join(f"{t} {m['f1']:.2f}" for t, m in cv.items()))
     obj.out.print(f"saved {model.version} to {out}; run `mailnet classify --retag` to use it")
@@ -460,13 +461,14 @@ def train(obj: Context, labels: Path, with_default_data: bool, shared: Path | No
 @friendly_errors
 def evaluate(obj: Context, labels: Path, fmt: str, model_path: Path | None) -> None:
     """Per-tag precision, recall, F1 and support of the model on your labels."""
-    from mailnet import training
+    from mailnet import evaluation
+    from mailnet.labels import user_labelled_set
     from mailnet.output import emit
 
     model = obj.model(model_path)
     with Store(obj.config().db_path, create=False) as store:
-        data = training.user_labelled_set(store, labels)
-    report = training.evaluate(model, data)
+        data = user_labelled_set(store, labels)
+    report = evaluation.evaluate(model, data)
     emit(report.frame(), fmt, obj.out, title=f"{model.version} on {len(data)} messages")
 
 
@@ -481,11 +483,11 @@ def label(obj: Context, out: Path, limit: int | None, model_path: Path | None) -
     """Label messages by hand, those the model is least sure about first."""
     import numpy as np
 
-    from mailnet import training
     from mailnet.classify import message_frame, uncertainty
+    from mailnet.labels import append_label, read_labels
 
     model = obj.model(model_path)
-    done = {lab.message_id for lab in training.read_labels(out)} \
+    done = {lab.message_id for lab in read_labels(out)} \
         if out.exists() and out.stat().st_size else set()
     with Store(obj.config().db_path, create=False) as store:
         frame = message_frame(store).drop_duplicates("message_id")
@@ -517,7 +519,7 @@ def label(obj: Context, out: Path, limit: int | None, model_path: Path | None) -
             continue
         if answer != "-":
             saved.append((at, out.stat().st_size if out.exists() else 0))
-            training.append_label(out, row["message_id"], answer)
+            append_label(out, row["message_id"], answer)
         at += 1
     obj.out.print(f"{len(saved)} labels added to {out}")
 
@@ -528,7 +530,7 @@ def _label_answer(obj: Context, guess: list[str], keys: dict[str, str],
 
     A Ctrl-C at the prompt ends the run like anywhere else: every label given is already saved.
     """
-    from mailnet import training
+    from mailnet.labels import LabelsError, parse_tag_answer
 
     while True:
         try:
@@ -545,8 +547,8 @@ def _label_answer(obj: Context, guess: list[str], keys: dict[str, str],
         if answer in ("n", "none"):
             return []
         try:
-            return training.parse_tag_answer(answer, keys)
-        except training.LabelsError as exc:
+            return parse_tag_answer(answer, keys)
+        except LabelsError as exc:
             obj.err.print(Text(f"{exc}: type r, o, t, s (or several), n for no tag, Enter for "
                                f"the guess{', u to undo' if undo else ''}; asking again"))
 
