@@ -21,9 +21,10 @@ from click.testing import CliRunner
 from imapclient import IMAPClient
 
 from dovecot import DOVECOT, PASSWORD, USER, Dovecot, free_port, temporary_dovecot
-from mailnet import imap
+from mailnet import imap, imap_connect
 from mailnet.cli import main
 from mailnet.config import ConfigError, load_config
+from mailnet.imap_structure import Part, parse_fetch, rebuild, text_sections
 from mailnet.parse import parse_message
 from mailnet.sources import Origin, RawMessage
 from mailnet.store import Store
@@ -428,19 +429,19 @@ def test_secret_sources_never_show_the_secret(tmp_path, monkeypatch):
     path = tmp_path / "c.toml"
     path.write_text('[accounts.a]\nhost = "h"\nusername = "me"\n'
                     'password_command = "echo top-secret; exit 3"\n')
-    with pytest.raises(imap.ImapAuthError) as failed:
-        imap.credential(load_config(path).accounts["a"])
+    with pytest.raises(imap_connect.ImapAuthError) as failed:
+        imap_connect.credential(load_config(path).accounts["a"])
     assert "exit code 3" in str(failed.value) and "top-secret" not in str(failed.value)
     path.write_text('[accounts.a]\nhost = "h"\nusername = "me"\n'
                     'oauth2_token_command = "printf \'tok-123\\\\nignored\'"\n')
-    cred = imap.credential(load_config(path).accounts["a"])
+    cred = imap_connect.credential(load_config(path).accounts["a"])
     assert (cred.secret, cred.oauth2) == ("tok-123", True)
     assert "tok-123" not in repr(cred)
-    monkeypatch.setattr(imap.keyring, "get_password",
+    monkeypatch.setattr(imap_connect.keyring, "get_password",
                         lambda service, name: "kr-pw" if (service, name) == ("mailnet", "a")
                         else None)
     path.write_text('[accounts.a]\nhost = "h"\nusername = "me"\npassword_keyring = true\n')
-    assert imap.credential(load_config(path).accounts["a"]).secret == "kr-pw"
+    assert imap_connect.credential(load_config(path).accounts["a"]).secret == "kr-pw"
 
 
 def test_uid_sets_are_ranges():
@@ -456,20 +457,20 @@ def test_text_parts_are_selected_and_rebuilt():
                    b"BASE64", 4000, None, [b"ATTACHMENT", [b"FILENAME", b"big.bin"]], None,
                    None],
                   b"MIXED", [b"BOUNDARY", b"XyZ"], None, None]]
-    part = imap.Part.from_structure(structure[0])
-    assert imap.text_sections(part) == ["1.MIME", "1"]
+    part = Part.from_structure(structure[0])
+    assert text_sections(part) == ["1.MIME", "1"]
     header = raw.split(b"\r\n\r\n", 1)[0] + b"\r\n\r\n"
     text = b"Content-Type: text/plain; charset=utf-8\r\n\r\nHello.\r\n"
-    one = imap.rebuild(header, [text])  # the one text part becomes the body
+    one = rebuild(header, [text])  # the one text part becomes the body
     assert b"multipart" not in one and one.endswith(b"\r\n" + text)
     assert one.count(b"Content-Type:") == 1
     footer = b"Content-Type: text/plain\r\n\r\n--\r\nlist footer\r\n"
-    two = imap.rebuild(header, [text, footer])  # several: flat, under a boundary of their own
+    two = rebuild(header, [text, footer])  # several: flat, under a boundary of their own
     assert parse_message(RawMessage(two, Origin("t", "f", "1"))).new_text == "Hello."
     clash = text.replace(b"Hello.", b"--=_mailnet_text_parts")  # a line that is the boundary
-    assert b'boundary="=_mailnet_text_parts_"' in imap.rebuild(header, [clash, footer])
-    parsed = imap.parse_fetch([(b'1 (UID 7 BODY[1] {5}', b"Hi\r\n!"), b' FLAGS (\\Seen "a \\"q\\"")'
-                               b" BODYSTRUCTURE (NIL))"])
+    assert b'boundary="=_mailnet_text_parts_"' in rebuild(header, [clash, footer])
+    parsed = parse_fetch([(b'1 (UID 7 BODY[1] {5}', b"Hi\r\n!"), b' FLAGS (\\Seen "a \\"q\\"")'
+                          b" BODYSTRUCTURE (NIL))"])
     assert parsed == {7: {b"UID": 7, b"BODY[1]": b"Hi\r\n!", b"FLAGS": [b"\\Seen", b'a "q"'],
                           b"BODYSTRUCTURE": [None]}}
 
