@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import argparse
 import lzma
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -80,3 +82,14 @@ def run_measured(cmd: list[str]) -> tuple[float, float, str]:
     if proc.returncode:
         sys.exit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{err}")
     return seconds, peak.mib, out
+
+
+def model_arguments(description: str) -> argparse.Namespace:
+    """--cache (the corpora imported once), --model (default: the shipped one), --shared."""
+    from mailnet.corpora import SHARED_DIR
+
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "mailnet-bench")
+    parser.add_argument("--model", type=Path, default=None, help="default: the shipped model")
+    parser.add_argument("--shared", type=Path, default=SHARED_DIR)
+    return parser.parse_args()

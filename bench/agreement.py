@@ -12,18 +12,18 @@ other says how much of the model's distance from them is the model's.
 
 from __future__ import annotations
 
-import argparse
 import sys
-import tempfile
 from pathlib import Path
 
 import pandas as pd
 
-from mailnet.corpora import SHARED_DIR, labelled_messages
+from mailnet.corpora import labelled_messages
 from mailnet.evaluation import Report, evaluate, score
 from mailnet.labels import LABELS_DIR, as_labelled_set, label_table
 from mailnet.model import load_model
 from mailnet.store import TAGS
+
+from _common import model_arguments
 
 SECOND = "business_second_reading.csv"
 
@@ -38,11 +38,7 @@ def readings(labels_dir: Path = LABELS_DIR) -> pd.DataFrame:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "mailnet-bench")
-    parser.add_argument("--model", type=Path, default=None, help="default: the shipped model")
-    parser.add_argument("--shared", type=Path, default=SHARED_DIR)
-    args = parser.parse_args()
+    args = model_arguments(__doc__.splitlines()[0])
     both = readings()
     rows = {"second reading vs first": Report(
         {t: score(both[f"{t}_1"].to_numpy(), both[f"{t}_2"].to_numpy()) for t in TAGS})}

@@ -13,19 +13,18 @@ counted and left out. The model is the one `mailnet classify` uses by default
 
 from __future__ import annotations
 
-import argparse
 import sys
-import tempfile
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from mailnet.corpora import SHARED_DIR, labelled_messages
+from mailnet.corpora import labelled_messages
 from mailnet.evaluation import Report, evaluate
 from mailnet.labels import LABELS_DIR, as_labelled_set, label_table
 from mailnet.model import IntentModel, load_model
 from mailnet.store import TAGS
+
+from _common import model_arguments
 
 INBOXES = "enron/enron-inboxes"
 
@@ -50,11 +49,7 @@ def _print_report(name: str, report: Report) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "mailnet-bench")
-    parser.add_argument("--model", type=Path, default=None, help="default: the shipped model")
-    parser.add_argument("--shared", type=Path, default=SHARED_DIR)
-    args = parser.parse_args()
+    args = model_arguments(__doc__.splitlines()[0])
     if not (args.shared / "corpora").is_dir():
         sys.exit(f"needs {args.shared / 'corpora'} (../shared beside the repository)")
     args.cache.mkdir(parents=True, exist_ok=True)
