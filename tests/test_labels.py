@@ -10,9 +10,10 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from mailnet.corpora import CHOSEN_WEIGHT, weighed
+from mailnet.corpora import CHOSEN_UNTRAINED, CHOSEN_WEIGHT, weighed
 from mailnet.features import COLUMNS as MODEL_COLUMNS
 from mailnet.labels import LABELS_DIR, LabelledSet, as_labelled_set, label_table, written_examples
+from mailnet.model import UNKNOWN
 from mailnet.store import TAGS
 
 COLUMNS = {
@@ -79,14 +80,15 @@ def test_business_rows_say_how_they_were_chosen() -> None:
     assert set(hard["owner"]) <= set(table.loc[table["chosen"] == "any", "owner"])
 
 
-def test_rows_are_weighed_by_how_they_were_chosen_and_weight_0_is_not_trained_on() -> None:
+def test_rows_are_weighed_by_how_they_were_chosen_and_untrained_tags_are_unknown() -> None:
     chosen = [*CHOSEN_WEIGHT, None]  # None: a row of a file without `chosen` (real.csv)
-    rows = weighed(pd.DataFrame({"chosen": chosen, "message_id": range(len(chosen))}))
-    kept = [i for i, c in enumerate(chosen) if c is None or CHOSEN_WEIGHT[c] > 0]
-    assert rows["message_id"].tolist() == kept
-    assert rows["weight"].tolist() == [1.0 if chosen[i] is None else CHOSEN_WEIGHT[chosen[i]]
-                                       for i in kept]
-    assert 0 in CHOSEN_WEIGHT.values() and 0.5 in CHOSEN_WEIGHT.values()
+    rows = weighed(pd.DataFrame({"chosen": chosen, **{t: 1 for t in TAGS}}))
+    assert rows["weight"].tolist() == [1.0 if c is None else CHOSEN_WEIGHT[c] for c in chosen]
+    for c, (_, row) in zip(chosen, rows.iterrows(), strict=True):
+        untrained = CHOSEN_UNTRAINED.get(c, ())
+        assert [row[t] for t in TAGS] == [UNKNOWN if t in untrained else 1 for t in TAGS], c
+    assert 0.5 in CHOSEN_WEIGHT.values() and CHOSEN_UNTRAINED  # both in use
+    assert set(CHOSEN_UNTRAINED) <= set(CHOSEN_WEIGHT)
 
 
 def test_every_training_row_keeps_its_source_for_the_thresholds() -> None:
