@@ -83,8 +83,11 @@ def test_business_rows_say_how_they_were_chosen() -> None:
 def test_rows_are_weighed_by_how_they_were_chosen_and_untrained_tags_are_unknown() -> None:
     chosen = [*CHOSEN_WEIGHT, None]  # None: a row of a file without `chosen` (real.csv)
     rows = weighed(pd.DataFrame({"chosen": chosen, **{t: 1 for t in TAGS}}))
-    assert rows["weight"].tolist() == [1.0 if c is None else CHOSEN_WEIGHT[c] for c in chosen]
-    for c, (_, row) in zip(chosen, rows.iterrows(), strict=True):
+    teaching = [c for c in chosen if set(CHOSEN_UNTRAINED.get(c, ())) != set(TAGS)]
+    assert rows["chosen"].fillna("").tolist() == [c or "" for c in teaching]  # kept, untrained: out
+    assert len(teaching) < len(chosen)
+    assert rows["weight"].tolist() == [1.0 if c is None else CHOSEN_WEIGHT[c] for c in teaching]
+    for c, (_, row) in zip(teaching, rows.iterrows(), strict=True):
         untrained = CHOSEN_UNTRAINED.get(c, ())
         assert [row[t] for t in TAGS] == [UNKNOWN if t in untrained else 1 for t in TAGS], c
     assert 0.5 in CHOSEN_WEIGHT.values() and CHOSEN_UNTRAINED  # both in use
