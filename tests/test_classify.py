@@ -31,6 +31,7 @@ from mailnet.ingest import import_sources
 from mailnet.labels import LabelsError, parse_tag_answer, read_labels
 from mailnet.model import (
     MIN_GROUP_POSITIVES,
+    NEAR_BEST,
     ModelError,
     PerTagClassifier,
     best_threshold,
@@ -436,6 +437,19 @@ def test_threshold_maximises_f1_between_scores() -> None:
     y = np.array([1, 1, 0, 1, 0, 0])
     p = np.array([0.9, 0.8, 0.7, 0.6, 0.2, 0.1])
     assert 0.2 < best_threshold(y, p) < 0.6
+
+
+def test_on_a_flat_top_the_cut_is_the_middle_of_the_near_best_ones() -> None:
+    """Cuts within NEAR_BEST of the best F1 are as good: the middle one is chosen, not the
+    one a hair better at the end of the flat top (such a cut jumps as labels are added)."""
+    y = np.array([1] * 20 + [1, 0, 0] * 20)  # F1 falls by a hair at each step down
+    p = np.linspace(0.99, 0.01, len(y))
+    f1 = 2 * np.cumsum(y) / (np.arange(1, len(y) + 1) + y.sum())
+    near = np.flatnonzero(f1 >= f1.max() - NEAR_BEST)
+    assert len(near) >= 5 and near[0] == f1.argmax()
+    middle = near[len(near) // 2]
+    assert best_threshold(y, p) == pytest.approx((p[middle] + p[middle + 1]) / 2)
+    assert best_threshold(y, p) < p[near[1]]  # well below the best cut
 
 
 def test_each_source_chooses_the_threshold_alike() -> None:
