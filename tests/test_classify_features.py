@@ -186,3 +186,32 @@ def test_a_sender_is_counted_to_the_cap_with_the_replies_among_those_messages(
                      strict=True))
     assert share["k2@x"] == pytest.approx(2 / 3)
     assert share["s@x"] == 0
+
+
+def test_the_ngram_counts_are_those_of_the_ngram_strings() -> None:
+    """Tagging finds a sentence's bigrams by its words' ids, training by their strings
+    (the vocabulary is made of them): both count the same terms."""
+    features: MessageFeatures = load_model().pipeline.named_steps["features"]
+    texts = ["Hi Sam,\n\nCould you send me the report? Thanks for the fix!\n\nIna",
+             "请确认您的账户 now. Verify &amp; <b>confirm</b> your account today!",
+             "", "Zahlung BESTÄTIGEN? Ação necessária.\n\n- one\n- two two two\n\nLee"]
+    frame = pd.DataFrame([{"subject": s, "new_text": t, "is_reply": 0, "list_id": "",
+                           "precedence": "", "thread_role": 0, "from_addr": "a@b.example",
+                           "auto_submitted": "", "recipients": "", "sender_messages": 1,
+                           "sender_replies": 0}
+                          for s, t in zip(["Re: your report", "Verify", "", "Zahlung"], texts,
+                                          strict=True)])
+    counts, _ = features._parts(frame[list(COLUMNS)])
+    column = {t: i for i, t in enumerate(features.terms_.tolist())}
+    for row, (subject, text) in enumerate(zip(frame["subject"], frame["new_text"],
+                                              strict=True)):
+        marked, body = features._segments(subject, text)
+        if body:
+            marked += ["f:" + g for g in body[0]] + ["l:" + g for g in body[-1]]
+        expected: dict[int, float] = {}
+        for g in marked + [g for sentence in body for g in sentence]:
+            if g in column:
+                expected[column[g]] = expected.get(column[g], 0.0) + 1.0
+        found = counts.getrow(row)
+        assert dict(zip(found.indices.tolist(), found.data.tolist(), strict=True)) == expected
+        assert len(expected) > 3 or not text

@@ -35,6 +35,7 @@ from mailnet.tokens import (
     term_counts,
     tfidf,
     vocabulary_of,
+    words,
 )
 
 # What the model reads of a message; classify and training build the same frame.
@@ -231,8 +232,13 @@ class MessageFeatures(CachedLookup, TransformerMixin, BaseEstimator):
         The first and last sentence's n-grams are features of their own too
         (marked f: and l:); :meth:`_parts` maps them by id, not by string.
         """
+        return (MessageFeatures._subject_grams(subject),
+                [ngrams(s) for s in content_sentences(text)])
+
+    @staticmethod
+    def _subject_grams(subject: str) -> list[str]:
         mark = "r:" if _REPLY_SUBJECT.match(subject) else "s:"
-        return [mark + g for g in ngrams(subject)], [ngrams(s) for s in content_sentences(text)]
+        return [mark + g for g in ngrams(subject)]
 
     def fit(self, frame: pd.DataFrame, y: Any = None) -> MessageFeatures:
         check_is_fitted(self.sentence_model)
@@ -268,7 +274,23 @@ class MessageFeatures(CachedLookup, TransformerMixin, BaseEstimator):
             cols["thanks_col"][i] = thanks.get(g, -1)
             cols["first_col"][i] = mine.get("f:" + g, -1)
             cols["last_col"][i] = mine.get("l:" + g, -1)
-        return {"ids": ids, **cols}
+        # A sentence's n-grams are found from its words' ids: a word's own global id, and a
+        # bigram's by the pair of word ids (no bigram string is made). Every word of a term
+        # has an id; a word in no term has none, and no n-gram with it is a term.
+        pairs = [g.split(" ") for g in ids if ":" not in g[:2]]
+        wid = {w: k for k, w in enumerate(sorted({w for parts in pairs for w in parts}))}
+        unigram = np.full(len(wid) + 1, len(ids))  # the last: a word in no term
+        keys, gids = [], []
+        for parts in pairs:
+            if len(parts) == 1:
+                unigram[wid[parts[0]]] = ids[parts[0]]
+            else:
+                keys.append(wid[parts[0]] * len(wid) + wid[parts[1]])
+                gids.append(ids[" ".join(parts)])
+        order = np.argsort(keys)
+        return {"ids": ids, "word_ids": wid, "unigram": unigram,
+                "bigram_keys": np.asarray(keys, dtype=np.int64)[order],
+                "bigram_ids": np.asarray(gids, dtype=np.int64)[order], **cols}
 
     def prepare(self) -> None:
         """Build the lookup now (a few tenths of a second), e.g. once before forking workers."""
@@ -278,53 +300,70 @@ class MessageFeatures(CachedLookup, TransformerMixin, BaseEstimator):
         """The message n-gram counts and the meta features of each message of `frame`."""
         lookup = self._cached(self._build_lookup)
         get, unknown = lookup["ids"].get, len(lookup["ids"])
-        flat: list[int] = []
-        seg_len: list[int] = []
-        seg_owner: list[int] = []
-        seg_is_sentence: list[bool] = []
+        word_id, no_word = lookup["word_ids"].get, len(lookup["word_ids"])
+        subject_gids: list[int] = []
+        subject_len: list[int] = []
+        word_ids: list[int] = []
+        sentence_len: list[int] = []  # words per sentence
+        sentence_owner: list[int] = []
         for i, (subject, text) in enumerate(zip(frame["subject"], frame["new_text"],
                                                 strict=True)):
-            marked, body = self._segments(subject, text)
-            for grams, is_sentence in ((marked, False), *((s, True) for s in body)):
-                flat.extend(map(get, grams, repeat(unknown)))
-                seg_len.append(len(grams))
-                seg_owner.append(i)
-                seg_is_sentence.append(is_sentence)
-        gids = np.asarray(flat, dtype=np.int64)
-        lengths = np.asarray(seg_len, dtype=np.int64)
-        owner = np.asarray(seg_owner, dtype=np.int64)
-        is_sentence = np.asarray(seg_is_sentence, dtype=bool)
+            grams = self._subject_grams(subject)
+            subject_gids.extend(map(get, grams, repeat(unknown)))
+            subject_len.append(len(grams))
+            for sentence in content_sentences(text):
+                found = words(sentence)
+                word_ids.extend(map(word_id, found, repeat(no_word)))
+                sentence_len.append(len(found))
+                sentence_owner.append(i)
         n = len(frame)
+        gids, lengths = self._sentence_gids(lookup, np.asarray(word_ids, dtype=np.int64),
+                                            np.asarray(sentence_len, dtype=np.int64))
+        owner = np.asarray(sentence_owner, dtype=np.int64)
+        n_sentences = len(owner)
         gram_owner = np.repeat(owner, lengths)
-        # Sentence rows: the grams of sentence segments, numbered in order.
-        sentence_row = np.repeat(np.cumsum(is_sentence) - 1, lengths)
-        in_sentence = np.repeat(is_sentence, lengths)
-        n_sentences = int(is_sentence.sum())
+        sentence_row = np.repeat(np.arange(n_sentences), lengths)
         # Each message's first and last sentence count again, as f: and l: n-grams.
-        sentence_owner = owner[is_sentence]
-        first = np.r_[True, sentence_owner[1:] != sentence_owner[:-1]]
-        last = np.r_[sentence_owner[1:] != sentence_owner[:-1], True]
-        in_first = np.zeros(len(gids), dtype=bool)
-        in_last = np.zeros(len(gids), dtype=bool)
-        in_first[in_sentence] = first[sentence_row[in_sentence]]
-        in_last[in_sentence] = last[sentence_row[in_sentence]]
+        in_first = np.r_[True, owner[1:] != owner[:-1]][sentence_row]
+        in_last = np.r_[owner[1:] != owner[:-1], True][sentence_row]
+        subject_owner = np.repeat(np.arange(n), np.asarray(subject_len, dtype=np.int64))
         counts = pair_counts(
-            np.concatenate([gram_owner, gram_owner[in_first], gram_owner[in_last]]),
-            np.concatenate([lookup["msg_col"][gids], lookup["first_col"][gids[in_first]],
+            np.concatenate([subject_owner, gram_owner, gram_owner[in_first],
+                            gram_owner[in_last]]),
+            np.concatenate([lookup["msg_col"][np.asarray(subject_gids, dtype=np.int64)],
+                            lookup["msg_col"][gids], lookup["first_col"][gids[in_first]],
                             lookup["last_col"][gids[in_last]]]),
             n, len(self.terms_))
-        sentence_counts = pair_counts(sentence_row[in_sentence],
-                                      lookup["sent_col"][gids[in_sentence]], n_sentences,
+        sentence_counts = pair_counts(sentence_row, lookup["sent_col"][gids], n_sentences,
                                       len(self.sentence_model.terms_))
         scores = self.sentence_model.scores(sentence_counts)
-        thanks_counts = pair_counts(sentence_row[in_sentence],
-                                    lookup["thanks_col"][gids[in_sentence]], n_sentences,
+        thanks_counts = pair_counts(sentence_row, lookup["thanks_col"][gids], n_sentences,
                                     len(self.thanks_model.terms_))
         thanks = self.thanks_model.scores(thanks_counts)
         q = lookup["ids"].get("?", -2)
-        asks = np.bincount(sentence_row[in_sentence], weights=gids[in_sentence] == q,
-                           minlength=n_sentences) > 0
-        return counts, self._meta(frame, owner[is_sentence], scores, thanks, asks)
+        asks = np.bincount(sentence_row, weights=gids == q, minlength=n_sentences) > 0
+        return counts, self._meta(frame, owner, scores, thanks, asks)
+
+    @staticmethod
+    def _sentence_gids(lookup: dict[str, Any], word_ids: np.ndarray,
+                       sentence_len: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Global ids of each sentence's n-grams (its words, then its bigrams, '^' marking
+        its start), sentence after sentence, and how many each sentence has."""
+        no_word, unknown = len(lookup["word_ids"]), len(lookup["ids"])
+        at = np.arange(len(word_ids))
+        start = np.repeat(np.cumsum(sentence_len) - sentence_len, sentence_len)
+        previous = np.where(at == start, lookup["word_ids"].get("^", no_word),
+                            np.r_[no_word, word_ids[:-1]])
+        known = (previous < no_word) & (word_ids < no_word)
+        key = np.where(known, previous * no_word + word_ids, -1)
+        keys, ids = lookup["bigram_keys"], lookup["bigram_ids"]
+        pos = np.minimum(np.searchsorted(keys, key), max(len(keys) - 1, 0))
+        bigram = (np.where(known & (keys[pos] == key), ids[pos], unknown) if len(keys)
+                  else np.full(len(word_ids), unknown))
+        gids = np.empty(2 * len(word_ids), dtype=np.int64)
+        gids[start + at] = lookup["unigram"][word_ids]
+        gids[start + at + np.repeat(sentence_len, sentence_len)] = bigram
+        return gids, 2 * sentence_len
 
     @staticmethod
     def _meta(frame: pd.DataFrame, owner: np.ndarray, scores: np.ndarray, thanks: np.ndarray,
