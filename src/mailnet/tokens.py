@@ -86,7 +86,12 @@ def words(sentence: str) -> list[str]:
 
 
 def ngrams(sentence: str) -> list[str]:
-    """Words and ?/!/$ signs (:func:`words`), plus bigrams; '^' marks the sentence start."""
+    """Words and ?/!/$ signs (:func:`words`), plus bigrams; '^' marks the sentence start.
+
+    Tagging finds the same n-grams from word ids without making these strings
+    (:meth:`mailnet.features.MessageFeatures._sentence_gids`): a change here is a
+    change there (test_the_ngram_counts_are_those_of_the_ngram_strings holds them together).
+    """
     found = words(sentence)
     if not found:
         return []
