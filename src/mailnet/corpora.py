@@ -161,7 +161,8 @@ CHOSEN_WEIGHT = {"any": 1.0, "sales-hard": 0.5, "uncertain": 1.0, "as-comes": 1.
 # (it would still move the vocabulary).
 CHOSEN_UNTRAINED = {"uncertain": ("offer", "sales"), "as-comes": ("offer", "sales"),
                     "as-comes-6": TAGS}
-POOL_COLUMNS = (*COLUMNS, "corpus", "message_id", *TAGS, "split", "source", "weak", "weight")
+POOL_COLUMNS = (*COLUMNS, "corpus", "message_id", "owner", *TAGS, "split", "source", "weak",
+                "weight")
 
 
 def weighed(rows: pd.DataFrame) -> pd.DataFrame:
@@ -180,9 +181,9 @@ def labelled_pool(shared: Path, labels_dir: Path, cache: Path) -> tuple[pd.DataF
     not found (their Message-ID is not what mailnet reads).
 
     Columns :data:`POOL_COLUMNS`: the model input, a 0/1/UNKNOWN column per tag, the
-    corpus, its split (train/test; held out by owner or list, and all of phishing_pot),
-    its source (:func:`source_of`) and `weak` for rows labelled for sales
-    only by their corpus.
+    corpus, the mailbox owner of a business message ("" for others), its split
+    (train/test; held out by owner or list, and all of phishing_pot), its source
+    (:func:`source_of`) and `weak` for rows labelled for sales only by their corpus.
     """
     parts, missing = [], {}
     real = real_labels(labels_dir)
@@ -201,6 +202,7 @@ def labelled_pool(shared: Path, labels_dir: Path, cache: Path) -> tuple[pd.DataF
     parts.append(_weak(phishing, 1).assign(split="test"))
     pool = pd.concat(parts, ignore_index=True)
     pool["source"] = pool["corpus"].map(source_of)
+    pool["owner"] = pool["owner"].fillna("")  # business.csv's: whose mailbox
     pool = weighed(pool)
     for tag in TAGS:
         pool[tag] = pool[tag].fillna(UNKNOWN).astype(int)

@@ -375,6 +375,9 @@ def render_card(card: dict[str, Any]) -> str:
                          f"{m['f1']:.3f} | {m['support']} |")
         if report.get("macro_f1") is not None:
             lines.append(f"| **macro** | | | **{report['macro_f1']:.3f}** | |")
+        if report.get("macro_f1_interval"):
+            low, high = report["macro_f1_interval"]
+            lines += ["", f"Macro-F1 95% bootstrap interval: {low:.3f}–{high:.3f}."]
     if card.get("leave_one_source_out"):
         lines += _loso_table(card["leave_one_source_out"])
     if card.get("feature_measurements"):

@@ -15,6 +15,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -33,7 +34,7 @@ from mailnet.corpora import (
     default_data,
     shared_path,
 )
-from mailnet.evaluation import Report, cv_report, evaluate, evaluate_sentences
+from mailnet.evaluation import Report, cv_report, evaluate, evaluate_sentences, predict
 from mailnet.features import COLUMNS, META_FEATURES, SentenceModel
 from mailnet.labels import LABELS_DIR, REPO, LabelledSet, as_labelled_set
 from mailnet.model import UNKNOWN, IntentModel, make_pipeline, save_model
@@ -82,19 +83,42 @@ def train_user_model(data: LabelledSet, base: IntentModel, out: Path, *,
     return save_model(pipeline, card, out)
 
 
-def evaluate_spam(model: IntentModel, shared: Path, cache: Path) -> Report:
+@dataclass(frozen=True)
+class HeldOut:
+    """A set of labelled mail no model is trained on: its messages, the tags it is scored
+    on, what it is, and each message's cluster (owner, list or the message itself), which
+    a bootstrap draws whole (:func:`mailnet.evaluation.macro_f1_resamples`)."""
+
+    data: LabelledSet
+    tags: tuple[str, ...]
+    description: str
+    clusters: np.ndarray
+
+    def report(self, model: IntentModel) -> Report:
+        return evaluate(model, self.data, self.description, self.tags, self.clusters)
+
+
+def spam_set(shared: Path, cache: Path) -> HeldOut:
     """Sales on the evaluation corpora: spam-2 is sales, easy-ham-2 is not."""
     ham, spam = (corpus_frame(shared, name, cache) for name in EVAL_CORPORA)
     frame = pd.concat([ham, spam], ignore_index=True)
     y = np.full((len(frame), len(TAGS)), UNKNOWN)
     y[:, TAGS.index("sales")] = np.r_[np.zeros(len(ham)), np.ones(len(spam))]
-    data = LabelledSet(frame[list(COLUMNS)], y)
-    predicted = model.probabilities(frame)[:, TAGS.index("sales")] > model.thresholds["sales"]
-    false_alarms = int(predicted[: len(ham)].sum())
-    return Report({"sales": evaluate(model, data, tags=("sales",)).tags["sales"]},
-                  f"{len(spam)} messages of {EVAL_CORPORA[1]} (all sales) and {len(ham)} of "
-                  f"{EVAL_CORPORA[0]} (none sales), never trained on; {false_alarms} ham "
-                  f"messages tagged sales, {int((~predicted[len(ham):]).sum())} spam missed")
+    return HeldOut(LabelledSet(frame[list(COLUMNS)], y), ("sales",),
+                   f"{len(spam)} messages of {EVAL_CORPORA[1]} (all sales) and {len(ham)} of "
+                   f"{EVAL_CORPORA[0]} (none sales), never trained on; the interval draws "
+                   "messages", np.arange(len(frame)))
+
+
+def evaluate_spam(model: IntentModel, shared: Path, cache: Path) -> Report:
+    """Sales on the evaluation corpora (:func:`spam_set`), with the errors counted."""
+    held = spam_set(shared, cache)
+    report = held.report(model)
+    said = predict(model, held.data)[:, TAGS.index("sales")] == 1
+    is_spam = held.data.labels[:, TAGS.index("sales")] == 1
+    return replace(report, description=f"{held.description}; "
+                   f"{int((said & ~is_spam).sum())} ham messages tagged sales, "
+                   f"{int((~said & is_spam).sum())} spam missed")
 
 
 def library_versions() -> dict[str, str]:
@@ -120,30 +144,39 @@ def feature_measurements(labels_dir: Path = LABELS_DIR) -> list[str]:
     return items
 
 
-def _sourced_report(model: IntentModel, rows: pd.DataFrame, description: str) -> Report:
-    """Scores on labelled rows, over the tags that some of them carry (phishing_pot: sales)."""
+def _sourced(rows: pd.DataFrame, description: str, clusters: np.ndarray | None = None,
+             ) -> HeldOut:
+    """Labelled rows scored over the tags that some of them carry (phishing_pot: sales);
+    `clusters` by default: each message its own."""
     data = as_labelled_set(rows)
     tags = tuple(t for k, t in enumerate(TAGS) if (data.labels[:, k] == 1).any())
-    return evaluate(model, data, f"{len(rows)} messages: {description}", tags)
+    return HeldOut(data, tags, f"{len(rows)} messages: {description}",
+                   np.arange(len(rows)) if clusters is None else clusters)
+
+
+def held_out_sets(data: DefaultData) -> dict[str, HeldOut]:
+    """Each source's held-out split: mail the default model is never trained on."""
+    enron = data.rows("enron", "test")
+    return {
+        "Held-out real messages": HeldOut(
+            data.test, TAGS, f"{len(data.test)} real messages of training/labels/real.csv "
+            "with split=test (never trained on); the interval draws messages",
+            np.arange(len(data.test))),
+        "Held-out Enron owners": _sourced(
+            enron, "training/labels/business.csv split=test (whole mailbox owners, never "
+            "trained on); the interval draws whole owners", enron["owner"].to_numpy()),
+        "Held-out lists": _sourced(
+            data.rows("lists", "test"), "training/labels/lists.csv split=test (whole lists, "
+            "never trained on); the interval draws messages (two lists are too few to draw)"),
+        "phishing_pot (evaluation only)": _sourced(
+            data.rows(PHISHING, "test"), f"every phishing_pot message, all sales, never "
+            f"trained on ({PHISHING_CREDIT})"),
+    }
 
 
 def held_out_reports(model: IntentModel, data: DefaultData) -> dict[str, Report]:
     """The default model on the labelled messages of each source's held-out split."""
-    reports = {
-        "Held-out real messages": evaluate(
-            model, data.test, f"{len(data.test)} real messages of training/labels/real.csv "
-            "with split=test (never trained on)"),
-        "Held-out Enron owners": _sourced_report(
-            model, data.rows("enron", "test"), "training/labels/business.csv split=test "
-            "(whole mailbox owners, never trained on)"),
-        "Held-out lists": _sourced_report(
-            model, data.rows("lists", "test"), "training/labels/lists.csv split=test "
-            "(whole lists, never trained on)"),
-        "phishing_pot (evaluation only)": _sourced_report(
-            model, data.rows(PHISHING, "test"), f"every phishing_pot message, all sales, "
-            f"never trained on ({PHISHING_CREDIT})"),
-    }
-    return reports
+    return {name: held.report(model) for name, held in held_out_sets(data).items()}
 
 
 def leave_one_source_out(data: DefaultData, log: Callable[[str], None] = print,
@@ -163,12 +196,12 @@ def leave_one_source_out(data: DefaultData, log: Callable[[str], None] = print,
         model = IntentModel(fit(data.training_set(without=source), sentence_model, thanks),
                             {"version": "unsaved"})
         rows = data.rows(source)
-        report = _sourced_report(model, rows, f"every labelled message of {source}, by a "
-                                              f"model trained without {source}")
+        report = _sourced(rows, f"every labelled message of {source}, by a model trained "
+                                f"without {source}").report(model)
         out.append((source, report))
         if source == "lists":
-            out += [(f"lists: {corpus.removeprefix('lists/')}", _sourced_report(
-                model, group, f"{corpus}, by the model trained without any list"))
+            out += [(f"lists: {corpus.removeprefix('lists/')}", _sourced(
+                group, f"{corpus}, by the model trained without any list").report(model))
                 for corpus, group in rows.groupby("corpus")]
         log(f"leave out {source}: macro-F1 {report.macro_f1:.3f} "
             f"({time.perf_counter() - started:.0f} s)")
@@ -176,7 +209,9 @@ def leave_one_source_out(data: DefaultData, log: Callable[[str], None] = print,
 
 
 def _log_report(log: Callable[[str], None], name: str, report: dict[str, Any]) -> None:
-    log(f"{name}: macro-F1 {report['macro_f1']:.3f}; " + ", ".join(
+    interval = report.get("macro_f1_interval")
+    within = f" (95% {interval[0]:.3f}–{interval[1]:.3f})" if interval else ""
+    log(f"{name}: macro-F1 {report['macro_f1']:.3f}{within}; " + ", ".join(
         f"{t} F1 {m['f1']:.3f} (P {m['precision']:.3f}, R {m['recall']:.3f})"
         for t, m in report["tags"].items()))
 
