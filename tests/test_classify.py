@@ -195,6 +195,25 @@ def test_spam_posted_to_a_list_is_as_much_sales_as_spam_sent_direct(cli: CLI,
         rows["lost@bank-desk.example"]["sales"], abs=0.005)
 
 
+def test_a_patch_sent_for_review_is_an_offer_whatever_its_words(cli: CLI,
+                                                                 tmp_path: Path) -> None:
+    """A commit message is written as orders ("Add ...", "Please apply"): the patch gives
+    code all the same, so it is an offer and no request (the guide's rule); a review of
+    it in reply is left to the model, which reads the same words as an ask."""
+    orders = ("Add support for the RB912 board. Please review and apply this to the tree. "
+              "Could you also tell me whether the DTS belongs in the 5.4 target?\n\n"
+              "Signed-off-by: Ann Dev <ann@dev.example>")
+    import_messages(cli, tmp_path, {"<p1@dev.example>": ("[OpenWrt-Devel] [PATCH v2] ath79: "
+                                                         "add RB912", orders),
+                                    "<r1@dev.example>": ("Re: [OpenWrt-Devel] [PATCH v2] "
+                                                         "ath79: add RB912", orders)},
+                    List_Id="<openwrt-devel.lists.openwrt.org>")
+    assert cli("classify").exit_code == 0
+    rows = listed(cli)
+    assert rows["p1@dev.example"]["tags"] == ["offer"]
+    assert "request" in rows["r1@dev.example"]["tags"]
+
+
 # --- models on disk ----------------------------------------------------------
 
 def test_default_model_is_small_and_carries_its_card() -> None:

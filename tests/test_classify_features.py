@@ -9,7 +9,14 @@ import pandas as pd
 import pytest
 
 from mailnet.classify import message_frame
-from mailnet.features import COLUMNS, META_FEATURES, SENDER_CAP, THREAD_OTHERS, MessageFeatures
+from mailnet.features import (
+    COLUMNS,
+    META_FEATURES,
+    SENDER_CAP,
+    THREAD_OTHERS,
+    MessageFeatures,
+    patch_submissions,
+)
 from mailnet.ingest import import_sources
 from mailnet.model import load_model, save_model
 from mailnet.sources import open_source
@@ -215,3 +222,16 @@ def test_the_ngram_counts_are_those_of_the_ngram_strings() -> None:
         found = counts.getrow(row)
         assert dict(zip(found.indices.tolist(), found.data.tolist(), strict=True)) == expected
         assert len(expected) > 3 or not text
+
+
+@pytest.mark.parametrize(("subject", "sent"), [
+    ("[PATCH v2 1/3] leds: add a driver", True), ("[OpenWrt-Devel] [PATCH] ath79: fix", True),
+    ("[f2fs-dev] [GIT PULL] f2fs for 6.19", True), ("[RFC PATCH net-next 0/5] tc", True),
+    ("[PATCHv3] x86: upgrade", True), (" [patch] lower case", True),
+    ("Re: [PATCH] ath79: fix", False), ("[OpenWrt-Devel] Re: [PATCH] y", False),
+    ("AW: [PATCH] z", False), ("[SPAM] Patch Tuesday update", False),
+    ("Patch notes for 1.2", False), ("[ANNOUNCE] dispatch 2.0", False),
+    ("Pull request merged", False), ("[Patchwork] summary", False),
+])
+def test_a_patch_sent_for_review_is_known_by_its_subject(subject: str, sent: bool) -> None:
+    assert patch_submissions([subject]).tolist() == [sent]

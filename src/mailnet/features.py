@@ -78,10 +78,21 @@ _AUTO_TEXT = re.compile(
 _AUTO_SENDER = re.compile(r"(?:mailer[-_.]?daemon|postmaster|auto[-_.]?(?:reply|responder)"
                           r"|bounces?|.*-bounces|jenkins|buildbot|ci|daemon)(?:[+@]|$)",
                           re.IGNORECASE)
+# A patch or pull request sent for review: "[PATCH v2 3/7] ...", "[net] [RFC PATCHv2] ...",
+# "[f2fs-dev] [GIT PULL] ..." (bracketed tags only before it: "Re: [PATCH]" is a review).
+_SUBMISSION = re.compile(r"\s*(?:\[[^\]]*\]\s*)*\[[^\]]*\b(?:patch|pull)(?:v\d+)?\b[^\]]*\]",
+                         re.IGNORECASE)
 # A reply's subject: Re:, and its Outlook translations (AW:, SV:, Antw:, RIF:, YNT:).
 _REPLY_SUBJECT = re.compile(r"\s*(?:re|aw|sv|antw|rif|ynt)\s*(?:\[\d+\])?\s*:", re.IGNORECASE)
 _URL = re.compile(r"https?://|www\.")
 _MONEY = re.compile(r"[$€£]\s?\d|\d\s?(?:usd|eur|dollars)\b", re.IGNORECASE)
+
+
+def patch_submissions(subjects: Sequence[str]) -> np.ndarray:
+    """Which messages send a patch or a pull request for review, by their subject (what
+    git send-email and the kernel's habits write); a reply to one is not one."""
+    return np.fromiter((bool(_SUBMISSION.match(s)) for s in subjects), dtype=bool,
+                       count=len(subjects))
 
 
 # --- the sentence model ------------------------------------------------------

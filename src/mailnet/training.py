@@ -259,7 +259,9 @@ def build_default(out: Path, shared: Path = SHARED_DIR, labels_dir: Path = LABEL
                        "the sales one does not read the list headers or a follow-up in "
                        "one's own thread (SALES_BLIND) and is the only one to read how "
                        "often the sender writes and how often they reply "
-                       "(SENDER_FEATURES).",
+                       "(SENDER_FEATURES). A patch or pull request sent for review "
+                       "(its subject) is an offer and no request or sales, by the labelling "
+                       "guide's rule, not learned (model.patches_give_code).",
         "trained_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "command": "PYTHONPATH=src python -m mailnet.training",
         "message_features": list(META_FEATURES),
