@@ -3,6 +3,7 @@ the signs of an automated notice, and gratitude told from a sign-off."""
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import pandas as pd
@@ -20,7 +21,7 @@ from mailnet.features import (
 from mailnet.ingest import import_sources
 from mailnet.model import load_model, save_model
 from mailnet.sources import open_source
-from mailnet.store import Store
+from mailnet.store import TAGS, Store
 from mailnet.tokens import content_sentences, words
 
 from conftest import make_message
@@ -235,3 +236,30 @@ def test_the_ngram_counts_are_those_of_the_ngram_strings() -> None:
 ])
 def test_a_patch_sent_for_review_is_known_by_its_subject(subject: str, sent: bool) -> None:
     assert patch_submissions([subject]).tolist() == [sent]
+
+
+def test_list_mail_has_its_meta_features_twice_and_only_request_reads_the_copy() -> None:
+    """The meta features come again for list mail only, so that a question on a list (a
+    helper's) and one in one's own mail (an ask) can weigh apart for request; the other
+    regressions read them once (sales is blind to list headers). A model saved before
+    the copy reads its features without it."""
+    model = load_model()
+    features: MessageFeatures = model.pipeline.named_steps["features"]
+    row = {"subject": "Re: clock", "new_text": "Could you try 20 MHz? Which B210 is it?",
+           "is_reply": 1, "list_id": "", "precedence": "", "thread_role": THREAD_OTHERS,
+           "from_addr": "a@b.example", "auto_submitted": "", "recipients": "",
+           "sender_messages": 3, "sender_replies": 2}
+    frame = pd.DataFrame([row, {**row, "list_id": "usrp-users.lists.example.org",
+                                "precedence": "list"}])[list(COLUMNS)]
+    X = features.transform(frame).toarray()
+    n = len(META_FEATURES)
+    direct, listed = X[:, -2 * n:-n], X[:, -n:]
+    assert (listed[0] == 0).all() and (listed[1] == direct[1]).all()
+    assert (direct[1] != 0).sum() > n // 2
+    coef = model.pipeline[-1].coef_
+    for tag in ("offer", "thanks", "sales"):
+        assert (coef[TAGS.index(tag)][-n:] == 0).all(), tag
+    assert (coef[TAGS.index("request")][-n:] != 0).sum() > n // 2
+    old = copy.copy(features)
+    del old.list_copy
+    assert old.transform(frame).shape[1] == X.shape[1] - n

@@ -214,7 +214,8 @@ def _auto_text(text: str) -> bool:
 
 
 class MessageFeatures(CachedLookup, TransformerMixin, BaseEstimator):
-    """Message frame → [n-grams of subject and new text | message meta | sentence scores].
+    """Message frame → [n-grams of subject and new text | message meta and sentence scores |
+    the same again for list mail only (with `list_copy`)].
 
     `sentence_model` and `thanks_model` are fitted :class:`SentenceModel` s
     (their own training data is sentences, not messages), used as they are:
@@ -224,16 +225,24 @@ class MessageFeatures(CachedLookup, TransformerMixin, BaseEstimator):
     n-grams are features of their own, since where a "thanks" or a question
     stands says much (an opening "Thanks for the fix" is gratitude, a closing
     "Thanks," a sign-off).
+
+    With `list_copy`, the meta features come twice: for every message, and again for
+    list mail only (0 elsewhere), so a regression can weigh them apart. A question, a
+    reply in someone else's thread or a sentence that reads as an ask is most often a
+    helper's on a list and the writer's own ask in one's mailbox; with one weight for
+    both, the lists taught business mail that such questions ask for nothing.
     """
 
     def __init__(self, sentence_model: SentenceModel | None = None,
                  thanks_model: SentenceModel | None = None, min_df: int = 2,
-                 max_features: int = 60000, meta_weight: float = 0.3) -> None:
+                 max_features: int = 60000, meta_weight: float = 0.3,
+                 list_copy: bool = False) -> None:
         self.sentence_model = sentence_model
         self.thanks_model = thanks_model
         self.min_df = min_df
         self.max_features = max_features
         self.meta_weight = meta_weight
+        self.list_copy = list_copy
 
     @staticmethod
     def _segments(subject: str, text: str) -> tuple[list[str], list[list[str]]]:
@@ -442,4 +451,8 @@ class MessageFeatures(CachedLookup, TransformerMixin, BaseEstimator):
         counts, meta = self._parts(frame)
         meta = meta[:, :len(self.meta_mean_)]  # a model saved before the last features: fewer
         meta = (meta - self.meta_mean_) / self.meta_scale_ * self.meta_weight
-        return sp.hstack([tfidf(counts, self.idf_), sp.csr_matrix(meta)], format="csr")
+        blocks = [tfidf(counts, self.idf_), sp.csr_matrix(meta)]
+        if getattr(self, "list_copy", False):  # a model saved before the copy has none
+            listed = (frame["list_id"] != "").to_numpy(dtype=float)
+            blocks.append(sp.csr_matrix(meta * listed[:, None]))
+        return sp.hstack(blocks, format="csr")

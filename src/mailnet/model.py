@@ -187,12 +187,20 @@ class PerTagClassifier(ClassifierMixin, BaseEstimator):
 def make_pipeline(sentence_model: SentenceModel, thanks_model: SentenceModel,
                   C: float | Sequence[float] = 64.0) -> Pipeline:
     """The message model: features then per-tag classifiers (the sales one blind to
-    :data:`SALES_BLIND`, the others to :data:`SENDER_FEATURES`)."""
-    def columns(names: Sequence[str]) -> list[int]:
-        return [META_FEATURES.index(n) - len(META_FEATURES) for n in names]
+    :data:`SALES_BLIND`, the others to :data:`SENDER_FEATURES`; only the request one
+    reads the meta features' copy for list mail, see :class:`MessageFeatures`)."""
+    n = len(META_FEATURES)
+
+    def columns(names: Sequence[str], copy: bool = False) -> list[int]:
+        """Counted from the end: the meta features, then their copy for list mail."""
+        return [META_FEATURES.index(name) - (n if copy else 2 * n) for name in names]
 
     blind = {t: columns(SALES_BLIND if t == "sales" else SENDER_FEATURES) for t in TAGS}
-    return Pipeline([("features", MessageFeatures(sentence_model, thanks_model)),
+    for tag in TAGS:
+        blind[tag] += columns(SENDER_FEATURES if tag == "request" else META_FEATURES,
+                              copy=True)
+    return Pipeline([("features", MessageFeatures(sentence_model, thanks_model,
+                                                  list_copy=True)),
                      ("tags", PerTagClassifier(C=C, blind=blind))])
 
 
