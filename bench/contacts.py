@@ -1,12 +1,13 @@
 """Benchmark: the report's verdicts against readers' judgements of real mailboxes.
 
     python bench/contacts.py [--judged training/judged] [--cache /tmp/mailnet-bench-contacts]
-                             [--held-out] [--cross] [-v]
+                             [--held-out] [--cross] [--model DIR] [-v]
 
 For each Enron mailbox with a judged file (training/judged/OWNER.csv, written by
 readers following training/JUDGING.md), imports the owner's folders from
-../shared/corpora/enron/OWNER once (the store is cached), classifies them, builds
-the ledger with the owner's addresses and prints, over the judged contacts:
+../shared/corpora/enron/OWNER once (the store is cached), tags them (on every run,
+with the shipped model or --model), builds the ledger with the owner's addresses and
+prints, over the judged contacts:
 flag precision and recall (a flag is one contact-pattern pair; pairs a reader
 marked `unjudgeable` are skipped; a `bulk` or `self` contact should get none)
 and prune precision (of the judged contacts `mailnet prune` lists, the share a
@@ -76,8 +77,13 @@ class Score:
         return f"{a / b:.2f} ({a}/{b})" if b else f"– (0/{b})"
 
 
+def mailnet(db: Path, config: Path, *args: str) -> None:
+    subprocess.run([sys.executable, "-m", "mailnet", "--db", str(db), "--config", str(config),
+                    *args], check=True, env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
+
+
 def store_for(owner: str, cache: Path) -> tuple[Path, Path]:
-    """The owner's store, imported and classified once; and their config."""
+    """The owner's store, imported once; and their config."""
     home = cache / owner
     home.mkdir(parents=True, exist_ok=True)
     config = home / "config.toml"
@@ -87,11 +93,15 @@ def store_for(owner: str, cache: Path) -> tuple[Path, Path]:
         encoding="utf-8")
     db = home / "mailnet.db"
     if not db.exists():
-        base = [sys.executable, "-m", "mailnet", "--db", str(db), "--config", str(config)]
-        env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-        for args in (["import", str(SHARED / "corpora" / "enron" / owner)], ["classify"]):
-            subprocess.run([*base, *args], check=True, env=env)
+        mailnet(db, config, "import", str(SHARED / "corpora" / "enron" / owner))
     return db, config
+
+
+def tag(owner: str, cache: Path, model: Path | None) -> None:
+    """Tag the owner's store with `model` (the shipped one by default), every message again
+    on each run: a cached store would keep the tags of the model it was first tagged with."""
+    mailnet(*store_for(owner, cache), "classify", "--retag",
+            *(["--model", str(model)] if model else []))
 
 
 @dataclass(frozen=True)
@@ -241,8 +251,11 @@ def main() -> None:
     parser.add_argument("-v", "--verbose", action="store_true", help="list every disagreement")
     parser.add_argument("--cross", action="store_true",
                         help="choose the GRID thresholds leaving one mailbox out at a time")
+    parser.add_argument("--model", type=Path, help="a model directory (default: the shipped one)")
     args = parser.parse_args()
     owners = [*TUNING, *(HELD_OUT if args.held_out or args.cross else ())]
+    for owner in owners:
+        tag(owner, args.cache, args.model)
     if args.cross:
         cross(owners, {o: consensus(readings(args.judged, o)) for o in owners}, args.cache)
         return
