@@ -103,6 +103,25 @@ def test_classify_tags_new_messages_once_and_retag_redoes_all(cli: CLI, tmp_path
     assert "tagged 4 messages" in cli("classify").output
 
 
+def test_classify_says_which_messages_keep_another_models_tags(cli: CLI,
+                                                               tmp_path: Path) -> None:
+    """After an upgrade (a new shipped model) or a retrained one, `classify` tags only new
+    mail: it says how many messages keep an older model's tags, until --retag."""
+    import_messages(cli, tmp_path, ENGLISH)
+    assert cli("classify").exit_code == 0
+    with Store(cli.db) as store, store.db:  # type: ignore[attr-defined]
+        store.db.execute("UPDATE tags SET model_version = '[b]old-model[/b]' WHERE message IN "
+                         "(SELECT message FROM tags ORDER BY message LIMIT 2)")
+    import_messages(cli, tmp_path, {"<late@x.org>": ("Hello", "Could you send me the slides?")},
+                    folder="later", sender="Bo <bo@elsewhere.example>")
+    out = " ".join(cli("classify").output.split())  # the console wraps long lines
+    assert "tagged 1 messages" in out
+    assert ("2 messages keep the tags of another model (2 by [b]old-model[/b]); "
+            "`mailnet classify --retag` tags them with " + load_model().version) in out
+    again = cli("classify", "--retag").output
+    assert "tagged 4 messages" in again and "another model" not in again
+
+
 def test_tagging_bit_by_bit_tags_as_tagging_all_at_once(tmp_path: Path) -> None:
     """A sender's count and replies change as their mail arrives; a store classified after
     each import ends with the tags and probabilities of one classified once."""

@@ -71,6 +71,9 @@ class ClassifySummary:
     tagged: int
     seconds: float
     model_version: str
+    # Messages still tagged by another model (one mailnet shipped before, or the user's
+    # earlier one): `classify` tags only new mail, so a report would mix the two.
+    other_models: dict[str, int]
 
 
 _WORKER_MODEL: IntentModel | None = None  # the model, in a classify worker process
@@ -126,7 +129,8 @@ def classify_store(store: Store, model: IntentModel, *, retag: bool = False,
             done += len(ids)
             if on_progress:
                 on_progress(done, len(todo))
-    return ClassifySummary(done, time.perf_counter() - start, model.version)
+    return ClassifySummary(done, time.perf_counter() - start, model.version,
+                           store.tagged_by_others(model.version))
 
 
 def list_messages(store: Store, tag: str | None = None,

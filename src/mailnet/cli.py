@@ -413,8 +413,14 @@ def classify(obj: Context, retag: bool, model_path: Path | None) -> None:
                                  on_progress=lambda done, total: progress.update(
                                      task, completed=done, total=total))
     rate = summary.tagged / summary.seconds if summary.seconds else 0.0
+    # A model's version is its card's: printed as written, never read as markup.
     obj.out.print(f"tagged {summary.tagged:,} messages with {summary.model_version} "
-                  f"in {summary.seconds:.1f} s ({rate:,.0f} messages/s)")
+                  f"in {summary.seconds:.1f} s ({rate:,.0f} messages/s)", markup=False)
+    if summary.other_models:
+        others = ", ".join(f"{n:,} by {version}" for version, n in summary.other_models.items())
+        obj.out.print(f"{sum(summary.other_models.values()):,} messages keep the tags of "
+                      f"another model ({others}); `mailnet classify --retag` tags them with "
+                      f"{summary.model_version}", markup=False)
 
 
 @main.command()

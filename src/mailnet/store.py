@@ -394,6 +394,12 @@ class Store:
                  for rowid, probs, labels in rows],
             )
 
+    def tagged_by_others(self, model_version: str) -> dict[str, int]:
+        """How many messages keep the tags of each model other than `model_version`."""
+        return dict(self.db.execute(
+            "SELECT model_version, count(*) FROM tags WHERE model_version != ? "
+            "GROUP BY model_version ORDER BY count(*) DESC", (model_version,)).fetchall())
+
     def add_error(self, origin: Origin, reason: str) -> None:
         """Record a message that could not be parsed; recording it again changes nothing."""
         with self.db:
