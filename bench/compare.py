@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from mailnet.corpora import SHARED_DIR, default_data
-from mailnet.evaluation import macro_f1_resamples, predict
+from mailnet.evaluation import f1_resamples, predict
 from mailnet.model import load_model
 from mailnet.store import TAGS
 from mailnet.training import HeldOut, held_out_sets, spam_set
@@ -37,16 +37,14 @@ def differences(a: np.ndarray, b: np.ndarray) -> str:
 
 
 def compare(name: str, held: HeldOut, models: list) -> None:
-    predictions = [predict(m, held.data) for m in models]
     columns = [TAGS.index(t) for t in held.tags]
-    rows = [("macro", columns)] + ([(t, [k]) for t, k in zip(held.tags, columns, strict=True)]
-                                   if len(columns) > 1 else [])
+    a, b = f1_resamples(held.data.labels[:, columns],
+                        [predict(m, held.data)[:, columns] for m in models], held.clusters)
     print(f"\n{name}: {len(held.data)} messages, {len(np.unique(held.clusters))} clusters")
     print(f"  {'':8} {'A':>5}  {'B':>5}  B - A (95%)")
-    for label, cols in rows:
-        a, b = macro_f1_resamples(held.data.labels[:, cols], [p[:, cols] for p in predictions],
-                                  held.clusters)
-        print(f"  {label:8} {differences(a, b)}")
+    print(f"  {'macro':8} {differences(a.mean(axis=1), b.mean(axis=1))}")
+    for k, tag in enumerate(held.tags if len(columns) > 1 else ()):
+        print(f"  {tag:8} {differences(a[:, k], b[:, k])}")
 
 
 def main() -> None:

@@ -84,13 +84,18 @@ def evaluate(model: IntentModel, data: LabelledSet, description: str = "",
              tags: tuple[str, ...] = TAGS, clusters: np.ndarray | None = None) -> Report:
     """How the model's tags agree with the labels of `data`; with `clusters` (each row's
     owner, list or message), the 95% bootstrap interval of the macro-F1 too."""
-    predicted = predict(model, data)
+    return report_of(data.labels, predict(model, data), description, tags, clusters)
+
+
+def report_of(labels: np.ndarray, predicted: np.ndarray, description: str = "",
+              tags: tuple[str, ...] = TAGS, clusters: np.ndarray | None = None) -> Report:
+    """:func:`evaluate` for tags already predicted (0/1 per row and tag of :data:`TAGS`)."""
     columns = [TAGS.index(t) for t in tags]
     interval = None
     if clusters is not None and columns:  # a set no tag of which is scored has no macro-F1
-        interval = macro_f1_interval(data.labels[:, columns], predicted[:, columns], clusters)
-    return Report({t: score(data.labels[:, k], predicted[:, k]) for t, k in zip(tags, columns,
-                                                                                strict=True)},
+        interval = macro_f1_interval(labels[:, columns], predicted[:, columns], clusters)
+    return Report({t: score(labels[:, k], predicted[:, k]) for t, k in zip(tags, columns,
+                                                                           strict=True)},
                   description, interval)
 
 
@@ -101,8 +106,15 @@ RESAMPLES = 2000
 def macro_f1_resamples(labels: np.ndarray, predictions: Sequence[np.ndarray],
                        clusters: np.ndarray, resamples: int = RESAMPLES,
                        seed: int = 0) -> np.ndarray:
-    """Macro-F1 of each of `predictions` (rows x tags, 0/1, as `labels`) on `resamples`
-    bootstrap samples of the labelled mail: an array (predictions x resamples).
+    """Macro-F1 of each of `predictions` on the samples of :func:`f1_resamples`: an array
+    (predictions x resamples)."""
+    return f1_resamples(labels, predictions, clusters, resamples, seed).mean(axis=2)
+
+
+def f1_resamples(labels: np.ndarray, predictions: Sequence[np.ndarray], clusters: np.ndarray,
+                 resamples: int = RESAMPLES, seed: int = 0) -> np.ndarray:
+    """F1 per tag of each of `predictions` (rows x tags, 0/1, as `labels`) on `resamples`
+    bootstrap samples of the labelled mail: an array (predictions x resamples x tags).
 
     A sample draws whole `clusters` (one key per row) with replacement: the messages of one
     mailbox owner or one list are alike, so drawing them one by one would make the figure
@@ -127,9 +139,8 @@ def macro_f1_resamples(labels: np.ndarray, predictions: Sequence[np.ndarray],
     for predicted in predictions:
         said = (np.asarray(predicted) == 1) & known
         hits, made = weight @ per_cluster(said & positive), weight @ per_cluster(said)
-        f1 = np.divide(2 * hits, made + actual, out=np.zeros_like(hits), where=hits > 0)
-        out.append(f1.mean(axis=1))
-    return np.vstack(out)
+        out.append(np.divide(2 * hits, made + actual, out=np.zeros_like(hits), where=hits > 0))
+    return np.stack(out)
 
 
 def macro_f1_interval(labels: np.ndarray, predicted: np.ndarray,

@@ -15,7 +15,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -34,7 +34,14 @@ from mailnet.corpora import (
     default_data,
     shared_path,
 )
-from mailnet.evaluation import Report, cv_report, evaluate, evaluate_sentences, predict
+from mailnet.evaluation import (
+    Report,
+    cv_report,
+    evaluate,
+    evaluate_sentences,
+    predict,
+    report_of,
+)
 from mailnet.features import COLUMNS, META_FEATURES, SentenceModel
 from mailnet.labels import LABELS_DIR, REPO, LabelledSet, as_labelled_set
 from mailnet.model import UNKNOWN, IntentModel, make_pipeline, save_model
@@ -113,12 +120,12 @@ def spam_set(shared: Path, cache: Path) -> HeldOut:
 def evaluate_spam(model: IntentModel, shared: Path, cache: Path) -> Report:
     """Sales on the evaluation corpora (:func:`spam_set`), with the errors counted."""
     held = spam_set(shared, cache)
-    report = held.report(model)
-    said = predict(model, held.data)[:, TAGS.index("sales")] == 1
+    predicted = predict(model, held.data)
+    said = predicted[:, TAGS.index("sales")] == 1
     is_spam = held.data.labels[:, TAGS.index("sales")] == 1
-    return replace(report, description=f"{held.description}; "
-                   f"{int((said & ~is_spam).sum())} ham messages tagged sales, "
-                   f"{int((~said & is_spam).sum())} spam missed")
+    return report_of(held.data.labels, predicted, f"{held.description}; "
+                     f"{int((said & ~is_spam).sum())} ham messages tagged sales, "
+                     f"{int((~said & is_spam).sum())} spam missed", held.tags, held.clusters)
 
 
 def library_versions() -> dict[str, str]:
