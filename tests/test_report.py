@@ -337,3 +337,34 @@ def test_no_outside_message_rewrites_the_ledger(db: Path, tmp_path: Path,
     assert _without_ids(report_json(attacked, "--min-messages", "1")) == _without_ids(clean)
     dana = next(r for r in clean if r["contact"] == "dana.okafor@lumen.example")
     assert dana["to_them"] > 5 and "ally" in {f["pattern"] for f in dana["flags"]}
+
+
+def test_the_report_says_when_its_tags_are_missing_or_from_two_models(tmp_path: Path) -> None:
+    """Mail imported and never classified has no asks, gives or thanks to count, and tags
+    of two models don't compare: the report says so (its caption, the JSON's note) rather
+    than show a mailbox of people who give nothing."""
+    db = tmp_path / "sample.db"
+    assert run("import", "--workers", "1", str(SAMPLE), db=db).exit_code == 0
+
+    def note() -> str:
+        result = run("report", *AS_OF, "--format", "json", db=db)
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout)["period"]["note"]
+
+    assert "305 of 305 messages not tagged yet" in note()
+    table = " ".join(run("report", *AS_OF, "--limit", "1", db=db).output.split())
+    assert "not tagged yet, so their asks, gives and thanks are not counted: run " \
+           "`mailnet classify`" in table
+    with Store(db) as store:
+        assert tag_by_hand(store, make_sample().message_tags()) == 305
+        store.db.execute("UPDATE tags SET model_version = '[red]old[/red]' WHERE message IN "
+                         "(SELECT message FROM tags ORDER BY message LIMIT 5)")
+        store.db.commit()
+    assert "tags from 2 models (300 by hand, 5 by [red]old[/red]): `mailnet classify " \
+           "--retag` tags every message with one" in note()
+    table = " ".join(run("report", *AS_OF, "--limit", "1", db=db).output.split())
+    assert "5 by [red]old[/red]" in table and "not tagged" not in table
+    with Store(db) as store:
+        store.db.execute("UPDATE tags SET model_version = 'hand'")
+        store.db.commit()
+    assert "tag" not in note()

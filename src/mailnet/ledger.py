@@ -241,6 +241,22 @@ def _coverage(msgs: pd.DataFrame, window: Window, reason: str,
     return cov, frozenset(both)
 
 
+def tagging_note(versions: dict[str | None, int]) -> str:
+    """What the tags in the store cannot be trusted for (:meth:`Store.tag_versions`): asks,
+    gives and thanks of untagged mail are not counted, and two models' tags don't compare."""
+    untagged = versions.get(None, 0)
+    models = {v: n for v, n in versions.items() if v is not None}
+    notes = []
+    if untagged:
+        notes.append(f"{untagged:,} of {sum(versions.values()):,} messages not tagged yet, so "
+                     "their asks, gives and thanks are not counted: run `mailnet classify`")
+    if len(models) > 1:
+        tagged = ", ".join(f"{n:,} by {v}" for v, n in models.items())
+        notes.append(f"tags from {len(models)} models ({tagged}): `mailnet classify --retag` "
+                     "tags every message with one")
+    return "; ".join(notes)
+
+
 def _utc(value: datetime) -> pd.Timestamp:
     ts = pd.Timestamp(value)
     return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
@@ -397,6 +413,8 @@ def build_ledger(store: Store, config: Config, window: Window | None = None,
     if msgs_in["parent_id"].isna().all():
         coverage = replace(coverage, note="; ".join(filter(None, [
             coverage.note, "no message is linked to the one it answers: replies are not judged"])))
+    coverage = replace(coverage, note="; ".join(filter(None, [
+        coverage.note, tagging_note(store.tag_versions())])))
     unjudged = unseen_patterns(msgs_in["parent_id"].notna().any(), coverage.received_complete)
     table = _aggregate(events, ex.list_addresses, end, settings)
     flags: dict[str, list[Flag]] = {}

@@ -123,8 +123,8 @@ def _style(pattern: str) -> str:
 def terminal_table(ledger: Ledger, rows: pd.DataFrame) -> RenderableType:
     """Who gives and who takes, most taking first (them / you in each pair), then the reasons."""
     table = Table(title=f"Reciprocity, {ledger.window.describe()} (them / you)",
-                  header_style="bold", caption="±: imbalance, their asks and your gives "
-                  f"minus their gives and your asks\n{ledger.coverage.describe()}")
+                  header_style="bold", caption=Text("±: imbalance, their asks and your gives "
+                  f"minus their gives and your asks\n{ledger.coverage.describe()}"))
     table.add_column("contact · flags", overflow="fold", min_width=20)
     for name in ("±", "msgs", "asks", "gives", "thanks", "replies", "silent"):
         table.add_column(name, justify="right", no_wrap=True)

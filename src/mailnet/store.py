@@ -394,11 +394,16 @@ class Store:
                  for rowid, probs, labels in rows],
             )
 
+    def tag_versions(self) -> dict[str | None, int]:
+        """How many messages each model tagged, most first; None counts those not tagged."""
+        return dict(self.db.execute(
+            "SELECT t.model_version, count(*) FROM messages m LEFT JOIN tags t ON t.message = m.id "
+            "GROUP BY t.model_version ORDER BY count(*) DESC, t.model_version").fetchall())
+
     def tagged_by_others(self, model_version: str) -> dict[str, int]:
         """How many messages keep the tags of each model other than `model_version`."""
-        return dict(self.db.execute(
-            "SELECT model_version, count(*) FROM tags WHERE model_version != ? "
-            "GROUP BY model_version ORDER BY count(*) DESC", (model_version,)).fetchall())
+        return {version: n for version, n in self.tag_versions().items()
+                if version is not None and version != model_version}
 
     def add_error(self, origin: Origin, reason: str) -> None:
         """Record a message that could not be parsed; recording it again changes nothing."""
