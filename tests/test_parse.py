@@ -66,6 +66,19 @@ def test_html_only_body_becomes_text() -> None:
     assert "<b>" not in m.new_text and "x()" not in m.new_text
 
 
+@pytest.mark.parametrize("page", [b"<!DOCTYPE html PUBLIC \"-//W3C//DTD HTML 4.0//EN\"><html>",
+                                  b"\n  <HTML>\n", b"<html lang=en>"])
+def test_a_plain_part_that_is_an_html_page_is_read_as_html(page: bytes) -> None:
+    """Old clients and archives typed HTML bodies as text/plain; tags are no one's words."""
+    raw = (b"From: a@x.org\nTo: b@x.org\nSubject: s\nMessage-ID: <hp@x>\n"
+           b"Content-Type: text/plain; charset=utf-8\n\n" + page +
+           b"<head><style>p {color: red}</style></head><body><p>Could you <b>review</b> "
+           b"my draft?</p></body></html>\n")
+    assert parse(raw).new_text == "Could you review my draft?"
+    prose = raw.replace(page, b"About <html> tags: ")
+    assert parse(prose).new_text.startswith("About <html> tags: <head>")
+
+
 def test_plain_preferred_over_html_and_attachments_ignored() -> None:
     raw = (b"From: a@x.org\nTo: b@x.org\nSubject: s\nMessage-ID: <mp@x>\nMIME-Version: 1.0\n"
            b'Content-Type: multipart/mixed; boundary="B"\n\n'
@@ -206,6 +219,9 @@ def test_broken_message_id_keeps_its_first_token(value: str, expected: str) -> N
     # A phishing mail whose plain alternative only says "This is a plain-text message body".
     ("phishing_pot", "aTrnyNUZs24aruvJOumGKtyiY5sULWFs4yvQ6UJH28@localhost",
      "Your Exclusive Binance Bonus Awaits!"),
+    # An HTML newsletter whose only part says text/plain (the Enron archive's way).
+    ("enron/grigsby-m/inbox", "8547351.1075855353914.JavaMail.evans@thyme",
+     "Mike's weather for 12/28/2001"),
     # A folded Message-ID without its closing bracket.
     ("spamassassin-spam-2", "00000e256af3$000032f9$00000b75@Received", ""),
 ])

@@ -223,7 +223,7 @@ def body_text(msg: email.message.Message) -> str:
                 part.get_content_disposition() == "attachment"):
             continue
         if text := _part_text(part):
-            (plain if kind == "text/plain" else html).append(text)
+            (plain if kind == "text/plain" and not _HTML_PAGE.match(text) else html).append(text)
     text = "\n".join(plain)
     if html and (not plain or len(text) <= _STUB_MAX):
         shown = "\n".join(_html_text(h) for h in html)
@@ -232,6 +232,9 @@ def body_text(msg: email.message.Message) -> str:
     return text[:MAX_BODY_CHARS]
 
 
+# A "text/plain" part that is an HTML page (an old client's mislabel, or an archive that
+# typed every body as plain text): its words are what the sender wrote, not its tags.
+_HTML_PAGE = re.compile(r"\s*<(!doctype\s+html|html[\s>]|head>)", re.IGNORECASE)
 # "View this e-mail in your browser" and the like: a plain part that only points at the HTML.
 _STUB = re.compile(
     r"view (this|it|the) (e-?mail|message|newsletter)|(view|read|see) (it )?(online|in (your|a) "
