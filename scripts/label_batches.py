@@ -106,8 +106,10 @@ def write_batches(chosen: pd.DataFrame, raw: dict[str, Message], out: Path, batc
                 msg = raw[row.message_id]
                 f.write(f"\n===== ITEM {i} =====\nmessage_id: {row.message_id}\n"
                         f"owner (recipient mailbox or list): {row.owner}\n")
-                for name in ("From", "To", "Cc", "Date", "Subject"):
+                for name in ("From", "To", "Cc", "Date"):
                     f.write(f"{name}: {str(msg.get(name, ''))[:300]}\n")
+                # As mailnet reads it: a raw 8-bit subject is mojibake in the mbox's headers.
+                f.write(f"Subject: {row.subject[:300]}\n")
                 f.write(f"\n{_body(msg)}\n")
 
 
