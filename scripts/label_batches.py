@@ -34,7 +34,7 @@ import pandas as pd
 from mailnet.classify import message_frame
 from mailnet.corpora import SHARED_DIR, corpus_store
 from mailnet.labels import LABELS_DIR, label_table
-from mailnet.model import load_model
+from mailnet.model import IntentModel, load_model
 from mailnet.parse import body_text
 from mailnet.store import TAGS, Store
 
@@ -78,14 +78,14 @@ def _picked(probabilities: np.ndarray, thresholds: np.ndarray, pick: str, floor:
     return (np.abs(probabilities - thresholds) <= margin).any(axis=1)
 
 
-def candidates(shared: Path, cache: Path, corpus: str, raw: dict[str, Message], pick: str,
-               floor: float, margin: float, seed: int, per_owner: int) -> pd.DataFrame:
+def candidates(shared: Path, cache: Path, corpus: str, raw: dict[str, Message],
+               model: IntentModel, pick: str, floor: float, margin: float, seed: int,
+               per_owner: int) -> pd.DataFrame:
     labels = label_table(LABELS_DIR / ("business.csv" if corpus == INBOXES else "lists.csv"))
     train = labels[labels["split"] == "train"]
     train_owners = set(train["owner"] if corpus == INBOXES else train["corpus"])
     with Store(corpus_store(shared, corpus, cache)) as store:
         frame = message_frame(store, "WHERE NOT m.recovered").drop_duplicates("message_id")
-    model = load_model()
     probabilities = model.probabilities(frame)
     frame["sales_p"] = probabilities[:, TAGS.index("sales")]
     frame["picked"] = _picked(probabilities, model.pipeline[-1].thresholds_, pick, floor, margin)
@@ -127,10 +127,10 @@ def main() -> None:
     parser.add_argument("--corpus", action="append", help="lists/NAME; enron-inboxes if none")
     parser.add_argument("--per-owner", type=int, default=6)
     args = parser.parse_args()
-    rounds = []
+    rounds, model = [], load_model()
     for corpus in args.corpus or [INBOXES]:
         raw = _raw_messages(args.shared, corpus)
-        picked = candidates(args.shared, args.cache, corpus, raw, args.pick, args.floor,
+        picked = candidates(args.shared, args.cache, corpus, raw, model, args.pick, args.floor,
                             args.margin, args.seed, args.per_owner)
         rounds.append((picked.assign(corpus=corpus), raw))
     chosen = pd.concat([picked for picked, _ in rounds]).sample(frac=1, random_state=args.seed)

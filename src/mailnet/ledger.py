@@ -410,12 +410,12 @@ def build_ledger(store: Store, config: Config, window: Window | None = None,
     # mail, not help (readers of business mail don't count it as giving more).
     events["favour"] = events["offer"] & events["counts"] & ~forward
     coverage, both = _coverage(msgs_in, window, reason, settings)
-    if msgs_in["parent_id"].isna().all():
-        coverage = replace(coverage, note="; ".join(filter(None, [
-            coverage.note, "no message is linked to the one it answers: replies are not judged"])))
+    unlinked = msgs_in["parent_id"].isna().all()
     coverage = replace(coverage, note="; ".join(filter(None, [
-        coverage.note, tagging_note(store.tag_versions())])))
-    unjudged = unseen_patterns(msgs_in["parent_id"].notna().any(), coverage.received_complete)
+        coverage.note,
+        "no message is linked to the one it answers: replies are not judged" if unlinked else "",
+        tagging_note(store.tag_versions())])))
+    unjudged = unseen_patterns(not unlinked, coverage.received_complete)
     table = _aggregate(events, ex.list_addresses, end, settings)
     flags: dict[str, list[Flag]] = {}
     figures = pd.DataFrame()
