@@ -509,6 +509,33 @@ def test_each_source_chooses_the_threshold_alike() -> None:
     assert 0.45 < best_threshold(few, p, groups) < 0.8
 
 
+def test_the_cut_holds_for_a_source_never_trained_on() -> None:
+    """Two sources whose positives each carry a cue of their own and a cue they share: a
+    message of a third source with only the shared cue is tagged once the cut is also
+    chosen on each source scored by a regression that never saw it."""
+    rng = np.random.default_rng(0)
+
+    def source(own: int, n: int = 200) -> tuple[np.ndarray, np.ndarray]:
+        y = rng.random(n) < 0.5
+        x = np.zeros((n, 4))
+        x[:, own] = y
+        x[:, 2] = np.where(y, rng.random(n) < 0.8, rng.random(n) < 0.1)  # the shared cue
+        x[:, 3] = rng.normal(size=n)
+        return x, y.astype(int)
+
+    (xa, ya), (xb, yb) = source(0), source(1)
+    X = sp.csr_matrix(np.r_[xa, xb])
+    Y = np.tile(np.r_[ya, yb][:, None], (1, len(TAGS)))
+    groups = np.array(["a"] * len(ya) + ["b"] * len(yb), dtype=object)
+    new = sp.csr_matrix([[0.0, 0.0, 1.0, 0.0]])
+    familiar_only = PerTagClassifier().fit(X, Y)
+    both = PerTagClassifier().fit(X, Y, groups=groups)
+    assert familiar_only.predict(new).tolist() == [[0] * len(TAGS)]
+    assert both.predict(new).tolist() == [[1] * len(TAGS)]
+    assert (both.thresholds_ < familiar_only.thresholds_).all()
+    assert (both.predict(X) == Y).mean() > 0.95  # the sources it knows are still told apart
+
+
 def test_a_tag_blind_to_a_column_gives_it_no_weight() -> None:
     """A column that marks every positive is learned unless the tag is blind to it."""
     rng = np.random.default_rng(0)
