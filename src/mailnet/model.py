@@ -98,6 +98,11 @@ def best_threshold(y: np.ndarray, p: np.ndarray, groups: np.ndarray | None = Non
     return float((ps[i] + ps[i + 1]) / 2) if i + 1 < len(ps) else float(ps[i] / 2)
 
 
+def _fewest(y: np.ndarray) -> int:
+    """How many rows the rarer side of a 0/1 label has."""
+    return int(min(y.sum(), len(y) - y.sum()))
+
+
 class PerTagClassifier(ClassifierMixin, BaseEstimator):
     """One logistic regression per tag, Platt-calibrated on out-of-fold scores.
 
@@ -127,12 +132,13 @@ class PerTagClassifier(ClassifierMixin, BaseEstimator):
             groups: np.ndarray | None = None) -> PerTagClassifier:
         Y = np.asarray(Y)
         weights = np.ones(len(Y)) if sample_weight is None else np.asarray(sample_weight)
+        sources_of = None if groups is None else np.asarray(groups, dtype=object)
         cs = [self.C] * len(TAGS) if np.isscalar(self.C) else list(self.C)
         coef, intercept, calib, thresholds, cv = [], [], [], [], []
         for k, tag in enumerate(TAGS):
             known = Y[:, k] != UNKNOWN
             x, y, w = self._seen(X[known], tag), Y[known, k].astype(int), weights[known]
-            smallest = int(min(y.sum(), len(y) - y.sum()))
+            smallest = _fewest(y)
             if smallest < 3:
                 raise ModelError(f"tag {tag!r} needs at least 3 labelled messages with it and "
                                  f"3 without it; found {int(y.sum())} with, "
@@ -144,8 +150,8 @@ class PerTagClassifier(ClassifierMixin, BaseEstimator):
                 oof[test] = self._lr(cs[k], self.random_state).fit(
                     x[train], y[train], sample_weight=w[train]).decision_function(x[test])
             z, ys, sources = oof, y, None
-            if groups is not None:
-                g = np.asarray(groups, dtype=object)[known]
+            if sources_of is not None:
+                g = sources_of[known]
                 unseen, scored = self._out_of_source(x, y, w, g, cs[k])
                 z, ys = np.r_[oof, unseen[scored]], np.r_[y, y[scored]]
                 sources = np.r_[g, g[scored] + " (never trained on)"]
@@ -175,7 +181,7 @@ class PerTagClassifier(ClassifierMixin, BaseEstimator):
         for source in np.unique(groups):
             test = groups == source
             train = ~test
-            if min(y[train].sum(), (1 - y[train]).sum()) < 3:
+            if _fewest(y[train]) < 3:
                 continue
             scores[test] = self._lr(C, self.random_state).fit(
                 x[train], y[train], sample_weight=w[train]).decision_function(x[test])
