@@ -28,6 +28,7 @@ from mailnet.addresses import is_internal
 from mailnet.tokens import (
     MAX_CHARS,
     CachedLookup,
+    char_grams,
     content_sentences,
     idf_of,
     ngrams,
@@ -214,8 +215,9 @@ def _auto_text(text: str) -> bool:
 
 
 class MessageFeatures(CachedLookup, TransformerMixin, BaseEstimator):
-    """Message frame → [n-grams of subject and new text | message meta and sentence scores |
-    the same again for list mail only (with `list_copy`)].
+    """Message frame → [character n-grams (with `char_weight`) | n-grams of subject and new
+    text | message meta and sentence scores | the same again for list mail only (with
+    `list_copy`)].
 
     `sentence_model` and `thanks_model` are fitted :class:`SentenceModel` s
     (their own training data is sentences, not messages), used as they are:
@@ -231,18 +233,27 @@ class MessageFeatures(CachedLookup, TransformerMixin, BaseEstimator):
     reply in someone else's thread or a sentence that reads as an ask is most often a
     helper's on a list and the writer's own ask in one's mailbox; with one weight for
     both, the lists taught business mail that such questions ask for nothing.
+
+    With `char_weight`, the subject's and new text's character n-grams within words
+    (:func:`~mailnet.tokens.char_grams`, TF-IDF, scaled to that length) come first: they
+    carry what whole words lose on mail unlike the training mail (spam's spellings, other
+    lists' inflections). They come first so that the columns counted from the end (the
+    meta features, see :func:`mailnet.model.make_pipeline`) stay where they were.
     """
 
     def __init__(self, sentence_model: SentenceModel | None = None,
                  thanks_model: SentenceModel | None = None, min_df: int = 2,
                  max_features: int = 60000, meta_weight: float = 0.3,
-                 list_copy: bool = False) -> None:
+                 list_copy: bool = False, char_weight: float = 0.0,
+                 char_bits: int = 18) -> None:
         self.sentence_model = sentence_model
         self.thanks_model = thanks_model
         self.min_df = min_df
         self.max_features = max_features
         self.meta_weight = meta_weight
         self.list_copy = list_copy
+        self.char_weight = char_weight
+        self.char_bits = char_bits
 
     @staticmethod
     def _segments(subject: str, text: str) -> tuple[list[str], list[list[str]]]:
@@ -275,7 +286,14 @@ class MessageFeatures(CachedLookup, TransformerMixin, BaseEstimator):
         self.idf_ = idf_of(counts)
         self.meta_mean_ = meta.mean(axis=0)
         self.meta_scale_ = meta.std(axis=0) + 1e-6
+        if self.char_weight:
+            self.char_idf_ = idf_of(self._char_counts(frame)).astype(np.float32)
         return self
+
+    def _char_counts(self, frame: pd.DataFrame) -> sp.csr_matrix:
+        return char_grams([f"{s}\n{t[:MAX_CHARS]}" for s, t in
+                           zip(frame["subject"], frame["new_text"], strict=True)],
+                          self.char_bits)
 
     def _build_lookup(self) -> dict[str, Any]:
         """One dict lookup per n-gram serves every vocabulary: term → global id, and
@@ -452,6 +470,8 @@ class MessageFeatures(CachedLookup, TransformerMixin, BaseEstimator):
         meta = meta[:, :len(self.meta_mean_)]  # a model saved before the last features: fewer
         meta = (meta - self.meta_mean_) / self.meta_scale_ * self.meta_weight
         blocks = [tfidf(counts, self.idf_), sp.csr_matrix(meta)]
+        if getattr(self, "char_weight", 0.0):  # a model saved before them has none
+            blocks.insert(0, tfidf(self._char_counts(frame), self.char_idf_) * self.char_weight)
         if getattr(self, "list_copy", False):  # a model saved before the copy has none
             listed = (frame["list_id"] != "").to_numpy(dtype=float)
             blocks.append(sp.csr_matrix(meta * listed[:, None]))

@@ -124,6 +124,56 @@ class CachedLookup:
         return self._lookup
 
 
+# Character n-grams: FNV-style hashing of code points, then a multiplicative mix whose top
+# bits are the column.
+_FNV = np.uint32(0x01000193)
+_MIX = np.uint32(0x9E3779B1)
+_SPACES = re.compile(r"\s+")
+
+
+def char_grams(texts: Sequence[str], bits: int = 18, longest: int = 4) -> sp.csr_matrix:
+    """Counts of each text's 2- to `longest`-character n-grams within a word, the word
+    padded by a space on either side (scikit-learn's ``char_wb``), hashed to 2**bits
+    columns (casefolded).
+
+    Sub-word pieces carry what words lose on mail unlike the training mail: inflections,
+    typos, run-together and accented words, any script. Built in a few numpy passes over
+    all the texts at once, about 10,000 texts a second.
+    """
+    cut = [_SPACES.sub(" ", t.lower()).strip() for t in texts]
+    # Each text is " text \x00": a NUL is never in an n-gram and a space only at its ends
+    # (never two), so no n-gram spans two words or two texts.
+    joined = " " + " \x00 ".join(cut) + " \x00" * longest
+    cp = np.frombuffer(joined.encode("utf-32-le"), dtype=np.uint32)
+    starts = len(cp) - longest
+    gap = (cp == 32) | (cp == 0)
+    present = cp != 0
+    inside = np.ones(starts, dtype=bool)  # no gap after the first character, so far
+    orders = longest - 1
+    cols = np.empty((starts, orders), dtype=np.int32)
+    ok = np.empty((starts, orders), dtype=np.float32)
+    h = cp[:starts] * _FNV
+    with np.errstate(over="ignore"):
+        for j in range(1, longest):
+            h = (h ^ cp[j:j + starts]) * _FNV
+            ok[:, j - 1] = inside & present[:starts] & present[j:j + starts]
+            if j == 1:  # the two spaces around an empty text
+                ok[:, 0] *= ~(gap[:starts] & gap[1:1 + starts])
+            cols[:, j - 1] = (h * _MIX) >> np.uint32(32 - bits)
+            inside &= ~gap[j:j + starts]
+    per_text = np.fromiter(map(len, cut), dtype=np.int64, count=len(cut)) + 3
+    indptr = np.r_[0, np.cumsum(per_text)] * orders
+    indptr[-1] = starts * orders
+    counts = sp.csr_matrix((ok.ravel(), cols.ravel(), indptr), shape=(len(texts), 1 << bits))
+    counts.eliminate_zeros()
+    # Two transpositions are counting sorts: each row's columns come out in order in
+    # linear time, where sorting each row's own (csr_sort_indices) took half the time.
+    counts = counts.tocsc().tocsr()
+    counts.has_sorted_indices = True
+    counts.sum_duplicates()
+    return counts
+
+
 def idf_of(rows: sp.csr_matrix) -> np.ndarray:
     n = rows.shape[0]
     df = np.bincount(rows.indices, minlength=rows.shape[1])

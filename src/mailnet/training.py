@@ -254,6 +254,8 @@ def build_default(out: Path, shared: Path = SHARED_DIR, labels_dir: Path = LABEL
         "name": "mailnet-intent",
         "description": "Tags a message's new text (the sender's own words) as request, offer, "
                        "thanks and/or sales. Word and bigram TF-IDF of subject and new text, "
+                       "TF-IDF of the 2- to 4-character pieces within words (hashed; not "
+                       "read by sales), "
                        "message and header features, the sender's place in the thread (started it "
                        "or replies in someone else's), the best/mean sentence scores of a "
                        "sentence-level request model and the best/first/last scores of a "
