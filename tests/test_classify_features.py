@@ -285,6 +285,17 @@ def test_character_ngrams_are_those_of_char_wb_and_stay_within_their_text(
         assert (alone != found).nnz == 0
 
 
+
+def test_character_ngrams_of_hostile_text_break_nothing() -> None:
+    """A NUL or a lone surrogate in a stranger's text, or no text at all, loses no row."""
+    texts = ["ok\x00ok", "bad \udcff byte", "after"]
+    counts = char_grams(texts, bits=24)
+    assert counts.shape[0] == 3
+    assert (counts.getrow(2) != char_grams(["after"], bits=24)).nnz == 0
+    assert counts.getrow(0).sum() == 6  # " o", "ok", " ok" and "ok", "k ", "ok ": no NUL
+    assert char_grams([]).shape == (0, 1 << 18)
+
+
 def test_character_ngrams_come_first_and_a_model_saved_before_them_reads_without() -> None:
     """The char block is in front, so the meta features counted from the end stay put;
     a spelling never seen as a word still shares most of its pieces with the word. Sales

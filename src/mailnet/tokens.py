@@ -140,11 +140,14 @@ def char_grams(texts: Sequence[str], bits: int = 18, longest: int = 4) -> sp.csr
     typos, run-together and accented words, any script. Built in a few numpy passes over
     all the texts at once, about 10,000 texts a second.
     """
+    if not texts:
+        return sp.csr_matrix((0, 1 << bits), dtype=np.float32)
     cut = [_SPACES.sub(" ", t.lower()).strip() for t in texts]
     # Each text is " text \x00": a NUL is never in an n-gram and a space only at its ends
     # (never two), so no n-gram spans two words or two texts.
     joined = " " + " \x00 ".join(cut) + " \x00" * longest
-    cp = np.frombuffer(joined.encode("utf-32-le"), dtype=np.uint32)
+    # A text's own NUL only breaks its n-grams; a lone surrogate is hashed as it is.
+    cp = np.frombuffer(joined.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
     starts = len(cp) - longest
     gap = (cp == 32) | (cp == 0)
     present = cp != 0
