@@ -291,6 +291,8 @@ class MessageFeatures(CachedLookup, TransformerMixin, BaseEstimator):
         return self
 
     def _char_counts(self, frame: pd.DataFrame) -> sp.csr_matrix:
+        """The subject's and the new text's character n-grams, the text cut where the word
+        n-grams stop reading it."""
         return char_grams([f"{s}\n{t[:MAX_CHARS]}" for s, t in
                            zip(frame["subject"], frame["new_text"], strict=True)],
                           self.char_bits)

@@ -126,7 +126,9 @@ class PerTagClassifier(ClassifierMixin, BaseEstimator):
         self.C = C
         self.folds = folds
         self.random_state = random_state
-        self.blind = blind  # per tag, columns its regression does not read (negative: from the end)
+        # per tag, the columns its regression does not read (from the start, or negative:
+        # from the end)
+        self.blind = blind
 
     def fit(self, X: sp.csr_matrix, Y: np.ndarray, sample_weight: np.ndarray | None = None,
             groups: np.ndarray | None = None) -> PerTagClassifier:
