@@ -285,7 +285,6 @@ def test_character_ngrams_are_those_of_char_wb_and_stay_within_their_text(
         assert (alone != found).nnz == 0
 
 
-
 def test_character_ngrams_of_hostile_text_break_nothing() -> None:
     """A NUL or a lone surrogate in a stranger's text, or no text at all, loses no row."""
     texts = ["ok\x00ok", "bad \udcff byte", "after"]
