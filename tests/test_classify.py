@@ -123,14 +123,18 @@ def test_classify_says_which_messages_keep_another_models_tags(cli: CLI,
 
 
 def test_tagging_bit_by_bit_tags_as_tagging_all_at_once(tmp_path: Path) -> None:
-    """A sender's count and replies change as their mail arrives; a store classified after
-    each import ends with the tags and probabilities of one classified once."""
+    """A sender's count and replies change as their mail arrives, and whether anyone writes
+    to them as others' mail does; a store classified after each import ends with the tags
+    and probabilities of one classified once."""
     model = load_model()
     mails = [make_message(sender=f"Shop{n % 2} <deals@shop{n % 2}.example>",
                           subject=f"Offer {n}", text=f"Save 30% on item {n} today. Click here.",
                           message_id=f"<s{n}@shop.example>") for n in range(6)]
     mails += [make_message(subject="Re: slides", text="Thanks, that fixed it.",
                            message_id="<r1@example.org>", In_Reply_To="<s0@shop.example>")]
+    mails += [make_message(sender="Sam Rivera <sam@rivera.example>", to="deals@shop1.example",
+                           subject="Re: Offer 1", text="Is the 30% also on the blue one?",
+                           message_id="<q1@rivera.example>", In_Reply_To="<s1@shop.example>")]
 
     def tags_of(store: Store) -> dict[str, tuple]:
         return {m: (round(p, 9), t) for m, p, t in store.db.execute(
@@ -138,7 +142,8 @@ def test_tagging_bit_by_bit_tags_as_tagging_all_at_once(tmp_path: Path) -> None:
             "JOIN messages m ON m.id = t.message")}
 
     stores = []
-    for name, steps in (("once", [mails]), ("bit-by-bit", [mails[:1], mails[1:4], mails[4:]])):
+    steps_of = {"once": [mails], "bit-by-bit": [mails[:1], mails[1:4], mails[4:7], mails[7:]]}
+    for name, steps in steps_of.items():
         with Store(tmp_path / f"{name}.db") as store:
             for n, step in enumerate(steps):
                 folder = tmp_path / name / str(n)
@@ -295,7 +300,8 @@ def test_a_model_saved_before_the_classes_moved_still_loads(tmp_path: Path) -> N
     frame = pd.DataFrame([{
         "subject": "Review?", "new_text": "Could you review my patch please?", "is_reply": 0,
         "list_id": "", "precedence": "", "thread_role": THREAD_OWN, "from_addr": "a@b.example",
-        "auto_submitted": "", "recipients": "", "sender_messages": 1, "sender_replies": 0}])
+        "auto_submitted": "", "recipients": "", "sender_messages": 1, "sender_replies": 0,
+        "sender_addressed": 0}])
     assert np.array_equal(load_model(old).probabilities(frame), load_model().probabilities(frame))
 
 

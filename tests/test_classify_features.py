@@ -110,7 +110,8 @@ def test_a_thanks_sign_off_is_not_gratitude_and_a_typo_is(text: str, grateful: b
     model = load_model()
     row = {"subject": "Re: B210 clock", "new_text": text, "is_reply": 1, "list_id": "",
            "precedence": "", "thread_role": THREAD_OTHERS, "from_addr": "a@b.example",
-           "auto_submitted": "", "recipients": "", "sender_messages": 1, "sender_replies": 1}
+           "auto_submitted": "", "recipients": "", "sender_messages": 1, "sender_replies": 1,
+           "sender_addressed": 0}
     tags = model.tags(model.probabilities(pd.DataFrame([row], columns=list(COLUMNS))))[0]
     assert ("thanks" in tags) == grateful, tags
 
@@ -131,7 +132,7 @@ def test_text_in_other_scripts_is_not_read_as_question_marks() -> None:
     frame = pd.DataFrame([{"subject": "RE: patch", "new_text": "Got it.\n\n本信件可能包含機密資訊",
                            "is_reply": 1, "list_id": "", "precedence": "", "thread_role": 0,
                            "from_addr": "a@b.example", "auto_submitted": "", "recipients": "",
-                           "sender_messages": 1, "sender_replies": 1}])
+                           "sender_messages": 1, "sender_replies": 1, "sender_addressed": 0}])
     _, meta = features._parts(frame[list(COLUMNS)])
     assert meta[0, META_FEATURES.index("questions")] == 0.0
 
@@ -174,9 +175,16 @@ def test_mail_to_a_colleague_of_the_senders_organisation_is_internal(tmp_path: P
 def test_a_sender_is_counted_to_the_cap_with_the_replies_among_those_messages(
         tmp_path: Path) -> None:
     """A subscription writes often and never replies, a stranger once; past SENDER_CAP
-    messages a sender is a regular and the count stops (the first stored ones count)."""
+    messages a sender is a regular and the count stops (the first stored ones count).
+    Nobody writes to either; someone else's mail to a colleague makes them addressed
+    (a sender's mail to itself does not)."""
     mails = {f"alert{n}": make_message(sender="News <alerts@news.example>", subject=f"Alert {n}",
+                                       to="News <alerts@news.example>" if n == 0 else
+                                       "Sam Rivera <sam@rivera.example>",
                                        message_id=f"<a{n}@x>") for n in range(SENDER_CAP + 5)}
+    mails["to-kim"] = make_message(sender="Sam Rivera <sam@rivera.example>",
+                                   to="Lee <lee@firm.example>", Cc="Kim <kim@firm.example>",
+                                   message_id="<m@x>")
     mails |= {f"colleague{n}": make_message(sender="Kim <kim@firm.example>",
                                             subject=f"Re: plan {n}", message_id=f"<k{n}@x>",
                                             In_Reply_To="<a0@x>" if n else None)
@@ -188,12 +196,19 @@ def test_a_sender_is_counted_to_the_cap_with_the_replies_among_those_messages(
     assert counted.loc[f"a{SENDER_CAP + 4}@x"].tolist() == [SENDER_CAP, 0]
     assert counted.loc["k0@x"].tolist() == [3, 2]
     assert counted.loc["s@x"].tolist() == [1, 0]
+    addressed = frame["sender_addressed"].astype(bool)
+    assert addressed[["k0@x", "k2@x", "m@x"]].all()  # Sam: everyone else writes to him
+    assert not addressed[["a0@x", "a1@x", "s@x"]].any()
     features: MessageFeatures = load_model().pipeline.named_steps["features"]
     _, meta = features._parts(frame[list(COLUMNS)])
     share = dict(zip(frame.index, meta[:, META_FEATURES.index("sender_reply_share")],
                      strict=True))
     assert share["k2@x"] == pytest.approx(2 / 3)
     assert share["s@x"] == 0
+    coef = load_model().pipeline[-1].coef_  # only sales reads it: a sender written to sells less
+    column = META_FEATURES.index("sender_addressed") - 2 * len(META_FEATURES)
+    assert coef[TAGS.index("sales"), column] < 0
+    assert all(coef[TAGS.index(t), column] == 0 for t in TAGS if t != "sales")
 
 
 def test_the_ngram_counts_are_those_of_the_ngram_strings() -> None:
@@ -206,7 +221,7 @@ def test_the_ngram_counts_are_those_of_the_ngram_strings() -> None:
     frame = pd.DataFrame([{"subject": s, "new_text": t, "is_reply": 0, "list_id": "",
                            "precedence": "", "thread_role": 0, "from_addr": "a@b.example",
                            "auto_submitted": "", "recipients": "", "sender_messages": 1,
-                           "sender_replies": 0}
+                           "sender_replies": 0, "sender_addressed": 0}
                           for s, t in zip(["Re: your report", "Verify", "", "Zahlung"], texts,
                                           strict=True)])
     counts, _ = features._parts(frame[list(COLUMNS)])
@@ -248,7 +263,7 @@ def test_list_mail_has_its_meta_features_twice_and_only_request_reads_the_copy()
     row = {"subject": "Re: clock", "new_text": "Could you try 20 MHz? Which B210 is it?",
            "is_reply": 1, "list_id": "", "precedence": "", "thread_role": THREAD_OTHERS,
            "from_addr": "a@b.example", "auto_submitted": "", "recipients": "",
-           "sender_messages": 3, "sender_replies": 2}
+           "sender_messages": 3, "sender_replies": 2, "sender_addressed": 0}
     frame = pd.DataFrame([row, {**row, "list_id": "usrp-users.lists.example.org",
                                 "precedence": "list"}])[list(COLUMNS)]
     X = features.transform(frame).toarray()
@@ -303,7 +318,7 @@ def test_character_ngrams_come_first_and_a_model_saved_before_them_reads_without
     features: MessageFeatures = model.pipeline.named_steps["features"]
     row = {"subject": "", "new_text": "", "is_reply": 0, "list_id": "", "precedence": "",
            "thread_role": 0, "from_addr": "a@b.example", "auto_submitted": "",
-           "recipients": "", "sender_messages": 1, "sender_replies": 0}
+           "recipients": "", "sender_messages": 1, "sender_replies": 0, "sender_addressed": 0}
     frame = pd.DataFrame([{**row, "new_text": "unsubscribe"},
                           {**row, "new_text": "unsubscribing"}])[list(COLUMNS)]
     X = features.transform(frame)

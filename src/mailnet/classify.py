@@ -27,13 +27,18 @@ from mailnet.workers import Workers
 _THREAD_START = ("coalesce(nullif(substr(m.refs, 1, instr(m.refs || ' ', ' ') - 1), ''), "
                  "m.parent_id)")
 # Per sender of the messages read, once each: how many messages they wrote (their first
-# SENDER_CAP stored count) and how many of those answer someone else's message in the store.
+# SENDER_CAP stored count), how many of those answer someone else's message in the store,
+# and whether anyone else in the store writes to them (_ADDRESSED: a pitch or a subscription
+# is mail nobody answers or copies in).
+_ADDRESSED = ("EXISTS (SELECT 1 FROM recipients r JOIN messages o ON o.id = r.message "
+              "WHERE r.address = {who} AND r.kind != 'reply-to' AND o.from_addr != {who}{also})")
 _FIRST = ("(SELECT s.parent_id FROM messages s WHERE s.from_addr = a.from_addr "
           f"ORDER BY s.id LIMIT {SENDER_CAP})")
 _SENDERS = f"""sender AS MATERIALIZED (
     SELECT a.from_addr, (SELECT count(*) FROM {_FIRST}) AS n,
         (SELECT count(*) FROM {_FIRST} f WHERE EXISTS (SELECT 1 FROM messages p
-            WHERE p.message_id = f.parent_id AND p.from_addr != a.from_addr)) AS replies
+            WHERE p.message_id = f.parent_id AND p.from_addr != a.from_addr)) AS replies,
+        {_ADDRESSED.format(who="a.from_addr", also="")} AS addressed
     FROM (SELECT DISTINCT m.from_addr FROM messages m JOIN picked ON picked.id = m.id
           WHERE m.from_addr != '') a)"""
 _FRAME_COLUMNS = f"""m.id, m.message_id, m.subject,
@@ -44,17 +49,27 @@ _FRAME_COLUMNS = f"""m.id, m.message_id, m.subject,
         CASE WHEN m.parent_id IS NULL THEN 0 ELSE coalesce(
             (SELECT CASE WHEN s.from_addr = m.from_addr THEN {THREAD_OWN} ELSE {THREAD_OTHERS} END
              FROM messages s WHERE s.message_id = {_THREAD_START} LIMIT 1), 0) END AS thread_role,
-        coalesce(w.n, 1) AS sender_messages, coalesce(w.replies, 0) AS sender_replies"""
+        coalesce(w.n, 1) AS sender_messages, coalesce(w.replies, 0) AS sender_replies,
+        coalesce(w.addressed, 0) AS sender_addressed"""
 
 
-# Tagged messages whose sender has untagged mail and fewer than SENDER_CAP tagged messages.
+# Tagged messages whose sender features the untagged mail changes: the sender has untagged
+# mail and fewer than SENDER_CAP tagged messages, or untagged mail of someone else is the
+# first to write to them.
 _SENDER_CHANGED = f"""SELECT m.id FROM (
         SELECT DISTINCT from_addr FROM messages
         WHERE from_addr != '' AND id NOT IN (SELECT message FROM tags)) fresh
     JOIN messages m ON m.from_addr = fresh.from_addr JOIN tags t ON t.message = m.id
     WHERE (SELECT count(*) FROM (SELECT 1 FROM messages s JOIN tags ts ON ts.message = s.id
                                  WHERE s.from_addr = fresh.from_addr LIMIT {SENDER_CAP}))
-          < {SENDER_CAP}"""
+          < {SENDER_CAP}
+    UNION SELECT m.id FROM (
+        SELECT DISTINCT r.address FROM messages o CROSS JOIN recipients r ON r.message = o.id
+        WHERE o.id NOT IN (SELECT message FROM tags) AND r.kind != 'reply-to'
+        AND o.from_addr != r.address) fresh
+    JOIN messages m ON m.from_addr = fresh.address JOIN tags t ON t.message = m.id
+    WHERE NOT {_ADDRESSED.format(
+        who="fresh.address", also=" AND o.id IN (SELECT message FROM tags)")}"""
 
 
 def message_frame(store: Store, where: str = "", params: Sequence[object] = ()) -> pd.DataFrame:
@@ -100,8 +115,9 @@ def classify_store(store: Store, model: IntentModel, *, retag: bool = False,
     """Tag every untagged message (every message with `retag`), a batch per transaction.
 
     The tagged messages of a sender with new mail are tagged again while that
-    sender has fewer than :data:`SENDER_CAP` of them: their sender features
-    changed, and a store tagged bit by bit is tagged as if all at once.
+    sender has fewer than :data:`SENDER_CAP` of them, and those of a sender
+    new mail is the first to write to: their sender features changed, and a
+    store tagged bit by bit is tagged as if all at once.
     Batches are tagged in `workers` processes (0: one per core) while this
     process reads and writes the store; each batch is committed on its own,
     so an interrupted run keeps its work.

@@ -48,11 +48,12 @@ from mailnet.tokens import (
 # sender_messages / sender_replies: how many messages of the store its sender wrote (counted
 # up to SENDER_CAP, the first stored), and how many of those reply to someone else's message
 # in the store (a spammer's follow-ups to their own pitch or to mail the store lacks are no
-# conversation). A stranger writes once; a subscription writes often and never replies
-# (SENDER_FEATURES).
+# conversation). A stranger writes once; a subscription writes often and never replies.
+# sender_addressed: whether anyone else's stored mail writes to the sender (To or Cc): in
+# every labelled source nearly nobody written to sells (SENDER_FEATURES).
 COLUMNS = ("subject", "new_text", "is_reply", "list_id", "precedence", "thread_role",
            "from_addr", "auto_submitted", "recipients",  # recipients: To and Cc, space-separated
-           "sender_messages", "sender_replies")
+           "sender_messages", "sender_replies", "sender_addressed")
 THREAD_OWN, THREAD_OTHERS = 1, 2
 # Past this many messages a sender is a regular: the count stops there, so the features do not
 # grow with the years a mailbox holds, and a sender's features stop changing (see
@@ -156,14 +157,17 @@ META_FEATURES = (
     "thanks_max", "thanks_first", "thanks_last",
     "in_own_thread", "in_others_thread",
     "sender_automated", "auto_submitted", "auto_subject", "auto_text", "internal",
-    "sender_messages", "sender_reply_share",
+    "sender_messages", "sender_reply_share", "sender_addressed",
 )  # new ones go last: a model fitted before them reads the ones it knows (see transform)
 
 # Read by the sales regression only. How often a sender writes tells a pitch from a
 # subscribed alert (both say "click here"), but for the other tags it learned the lists'
 # lesson that whoever posts most is a helper, and a mailbox's most prolific sender is its
-# owner (measured: the model card's feature measurements).
-SENDER_FEATURES = ("sender_messages", "sender_reply_share")
+# owner (measured: the model card's feature measurements). Whether anyone writes to the
+# sender says "not sales" in every source (of the labelled messages of senders written to,
+# 12 of 5,002 are sales; of the others, 1,023 of 2,802), but it says "request" in business
+# mail and "not request" on the lists.
+SENDER_FEATURES = ("sender_messages", "sender_reply_share", "sender_addressed")
 
 # Not read for sales. Nearly every sales label the model learns from is of mail that came
 # through no list and is no follow-up (spam corpora, a vendor's cold mail), so it learned
@@ -462,6 +466,7 @@ class MessageFeatures(CachedLookup, TransformerMixin, BaseEstimator):
                                                               frame["recipients"], strict=True)],
             np.log1p(written),
             frame["sender_replies"].to_numpy(dtype=float) / np.maximum(written, 1),
+            frame["sender_addressed"].to_numpy(dtype=float),
         ]
         assert len(columns) == len(META_FEATURES)  # the names stay in step with the values
         return np.column_stack([np.asarray(c, dtype=float) for c in columns])

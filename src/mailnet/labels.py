@@ -103,7 +103,8 @@ def _row(subject: str, text: str) -> dict[str, Any]:
     return {"subject": subject, "new_text": text,
             "is_reply": int(subject.lower().startswith("re:")), "list_id": "", "precedence": "",
             "thread_role": 0, "from_addr": "", "auto_submitted": "", "recipients": "",
-            "sender_messages": 1, "sender_replies": 0}
+            "sender_messages": 1, "sender_replies": 0,
+            "sender_addressed": 0}
 
 
 def _parsed_row(msg: ParsedMessage) -> dict[str, Any]:
