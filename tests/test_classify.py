@@ -28,7 +28,7 @@ from mailnet.classify import classify_store, message_frame, uncertainty
 from mailnet.cli import main
 from mailnet.features import THREAD_OTHERS, THREAD_OWN
 from mailnet.ingest import import_sources
-from mailnet.labels import LabelsError, parse_tag_answer, read_labels
+from mailnet.labels import LabelsError, model_row, parse_tag_answer, read_labels
 from mailnet.model import (
     MIN_GROUP_POSITIVES,
     NEAR_BEST,
@@ -297,11 +297,8 @@ def test_a_model_saved_before_the_classes_moved_still_loads(tmp_path: Path) -> N
         old = moved
     with zipfile.ZipFile(old) as z:
         assert z.read("schema.json").count(b'"mailnet.classify"') >= 4  # 2 sentence models
-    frame = pd.DataFrame([{
-        "subject": "Review?", "new_text": "Could you review my patch please?", "is_reply": 0,
-        "list_id": "", "precedence": "", "thread_role": THREAD_OWN, "from_addr": "a@b.example",
-        "auto_submitted": "", "recipients": "", "sender_messages": 1, "sender_replies": 0,
-        "sender_addressed": 0}])
+    frame = pd.DataFrame([model_row("Review?", "Could you review my patch please?",
+                                    thread_role=THREAD_OWN, from_addr="a@b.example")])
     assert np.array_equal(load_model(old).probabilities(frame), load_model().probabilities(frame))
 
 

@@ -19,6 +19,7 @@ from mailnet.features import (
     patch_submissions,
 )
 from mailnet.ingest import import_sources
+from mailnet.labels import model_row
 from mailnet.model import load_model, save_model
 from mailnet.sources import open_source
 from mailnet.store import TAGS, Store
@@ -108,10 +109,8 @@ def test_a_thanks_sign_off_is_not_gratitude_and_a_typo_is(text: str, grateful: b
     """The shipped model, on a reply in someone else's thread: a "Thanks," under a question
     or an answer is a sign-off; "Ty very much" and "Thank your for" are gratitude."""
     model = load_model()
-    row = {"subject": "Re: B210 clock", "new_text": text, "is_reply": 1, "list_id": "",
-           "precedence": "", "thread_role": THREAD_OTHERS, "from_addr": "a@b.example",
-           "auto_submitted": "", "recipients": "", "sender_messages": 1, "sender_replies": 1,
-           "sender_addressed": 0}
+    row = model_row("Re: B210 clock", text, thread_role=THREAD_OTHERS, from_addr="a@b.example",
+                    sender_replies=1)
     tags = model.tags(model.probabilities(pd.DataFrame([row], columns=list(COLUMNS))))[0]
     assert ("thanks" in tags) == grateful, tags
 
@@ -129,10 +128,8 @@ def test_salutation_and_sign_off_name_are_not_read_but_a_closing_thanks_is() -> 
 
 def test_text_in_other_scripts_is_not_read_as_question_marks() -> None:
     features = load_model().pipeline.named_steps["features"]
-    frame = pd.DataFrame([{"subject": "RE: patch", "new_text": "Got it.\n\n本信件可能包含機密資訊",
-                           "is_reply": 1, "list_id": "", "precedence": "", "thread_role": 0,
-                           "from_addr": "a@b.example", "auto_submitted": "", "recipients": "",
-                           "sender_messages": 1, "sender_replies": 1, "sender_addressed": 0}])
+    frame = pd.DataFrame([model_row("RE: patch", "Got it.\n\n本信件可能包含機密資訊",
+                                    from_addr="a@b.example", sender_replies=1)])
     _, meta = features._parts(frame[list(COLUMNS)])
     assert meta[0, META_FEATURES.index("questions")] == 0.0
 
@@ -218,10 +215,7 @@ def test_the_ngram_counts_are_those_of_the_ngram_strings() -> None:
     texts = ["Hi Sam,\n\nCould you send me the report? Thanks for the fix!\n\nIna",
              "请确认您的账户 now. Verify &amp; <b>confirm</b> your account today!",
              "", "Zahlung BESTÄTIGEN? Ação necessária.\n\n- one\n- two two two\n\nLee"]
-    frame = pd.DataFrame([{"subject": s, "new_text": t, "is_reply": 0, "list_id": "",
-                           "precedence": "", "thread_role": 0, "from_addr": "a@b.example",
-                           "auto_submitted": "", "recipients": "", "sender_messages": 1,
-                           "sender_replies": 0, "sender_addressed": 0}
+    frame = pd.DataFrame([model_row(s, t, is_reply=0, from_addr="a@b.example")
                           for s, t in zip(["Re: your report", "Verify", "", "Zahlung"], texts,
                                           strict=True)])
     counts, _ = features._parts(frame[list(COLUMNS)])
@@ -260,10 +254,9 @@ def test_list_mail_has_its_meta_features_twice_and_only_request_reads_the_copy()
     the copy reads its features without it."""
     model = load_model()
     features: MessageFeatures = model.pipeline.named_steps["features"]
-    row = {"subject": "Re: clock", "new_text": "Could you try 20 MHz? Which B210 is it?",
-           "is_reply": 1, "list_id": "", "precedence": "", "thread_role": THREAD_OTHERS,
-           "from_addr": "a@b.example", "auto_submitted": "", "recipients": "",
-           "sender_messages": 3, "sender_replies": 2, "sender_addressed": 0}
+    row = model_row("Re: clock", "Could you try 20 MHz? Which B210 is it?",
+                    thread_role=THREAD_OTHERS, from_addr="a@b.example", sender_messages=3,
+                    sender_replies=2)
     frame = pd.DataFrame([row, {**row, "list_id": "usrp-users.lists.example.org",
                                 "precedence": "list"}])[list(COLUMNS)]
     X = features.transform(frame).toarray()
@@ -316,9 +309,7 @@ def test_character_ngrams_come_first_and_a_model_saved_before_them_reads_without
     does not read the block (with it, subscriptions in business mail read as pitches)."""
     model = load_model()
     features: MessageFeatures = model.pipeline.named_steps["features"]
-    row = {"subject": "", "new_text": "", "is_reply": 0, "list_id": "", "precedence": "",
-           "thread_role": 0, "from_addr": "a@b.example", "auto_submitted": "",
-           "recipients": "", "sender_messages": 1, "sender_replies": 0, "sender_addressed": 0}
+    row = model_row("", "", from_addr="a@b.example")
     frame = pd.DataFrame([{**row, "new_text": "unsubscribe"},
                           {**row, "new_text": "unsubscribing"}])[list(COLUMNS)]
     X = features.transform(frame)
@@ -331,3 +322,15 @@ def test_character_ngrams_come_first_and_a_model_saved_before_them_reads_without
     old = copy.copy(features)
     del old.char_weight
     assert old.transform(frame).shape[1] == X.shape[1] - width
+
+
+def test_fitting_and_transforming_at_once_is_fitting_then_transforming() -> None:
+    """fit_transform reads each message once for both; the features are the same."""
+    features = copy.deepcopy(load_model().pipeline.named_steps["features"])
+    texts = ["Could you send the report?", "Here is the report.", "Thanks, that worked!",
+             "Could you send the slides?", "Here are the slides, thanks.", "Buy now! 50% off"]
+    frame = pd.DataFrame([model_row(f"Re: {n}", t, list_id="l" if n % 2 else "")
+                          for n, t in enumerate(texts)])[list(COLUMNS)]
+    once = features.fit_transform(frame)
+    assert once.shape[1] > (1 << features.char_bits)  # the character n-grams are in
+    assert (once != features.fit(frame).transform(frame)).nnz == 0

@@ -26,19 +26,26 @@ from mailnet.workers import Workers
 
 _THREAD_START = ("coalesce(nullif(substr(m.refs, 1, instr(m.refs || ' ', ' ') - 1), ''), "
                  "m.parent_id)")
+
+
+def _written_to(who: str, tagged_only: bool = False) -> str:
+    """SQL: some (tagged) message of someone else has address `who` in To or Cc."""
+    tagged = " AND o.id IN (SELECT message FROM tags)" if tagged_only else ""
+    return ("EXISTS (SELECT 1 FROM recipients r JOIN messages o ON o.id = r.message "
+            f"WHERE r.address = {who} AND r.kind != 'reply-to' AND o.from_addr != {who}{tagged})")
+
+
 # Per sender of the messages read, once each: how many messages they wrote (their first
 # SENDER_CAP stored count), how many of those answer someone else's message in the store,
-# and whether anyone else in the store writes to them (_ADDRESSED: a pitch or a subscription
-# is mail nobody answers or copies in).
-_ADDRESSED = ("EXISTS (SELECT 1 FROM recipients r JOIN messages o ON o.id = r.message "
-              "WHERE r.address = {who} AND r.kind != 'reply-to' AND o.from_addr != {who}{also})")
+# and whether anyone else in the store writes to them (a pitch or a subscription is mail
+# nobody answers or copies in).
 _FIRST = ("(SELECT s.parent_id FROM messages s WHERE s.from_addr = a.from_addr "
           f"ORDER BY s.id LIMIT {SENDER_CAP})")
 _SENDERS = f"""sender AS MATERIALIZED (
     SELECT a.from_addr, (SELECT count(*) FROM {_FIRST}) AS n,
         (SELECT count(*) FROM {_FIRST} f WHERE EXISTS (SELECT 1 FROM messages p
             WHERE p.message_id = f.parent_id AND p.from_addr != a.from_addr)) AS replies,
-        {_ADDRESSED.format(who="a.from_addr", also="")} AS addressed
+        {_written_to("a.from_addr")} AS addressed
     FROM (SELECT DISTINCT m.from_addr FROM messages m JOIN picked ON picked.id = m.id
           WHERE m.from_addr != '') a)"""
 _FRAME_COLUMNS = f"""m.id, m.message_id, m.subject,
@@ -68,8 +75,7 @@ _SENDER_CHANGED = f"""SELECT m.id FROM (
         WHERE o.id NOT IN (SELECT message FROM tags) AND r.kind != 'reply-to'
         AND o.from_addr != r.address) fresh
     JOIN messages m ON m.from_addr = fresh.address JOIN tags t ON t.message = m.id
-    WHERE NOT {_ADDRESSED.format(
-        who="fresh.address", also=" AND o.id IN (SELECT message FROM tags)")}"""
+    WHERE NOT {_written_to("fresh.address", tagged_only=True)}"""
 
 
 def message_frame(store: Store, where: str = "", params: Sequence[object] = ()) -> pd.DataFrame:

@@ -276,6 +276,16 @@ class MessageFeatures(CachedLookup, TransformerMixin, BaseEstimator):
         return [mark + g for g in ngrams(subject)]
 
     def fit(self, frame: pd.DataFrame, y: Any = None) -> MessageFeatures:
+        self._fit(frame)
+        return self
+
+    def fit_transform(self, frame: pd.DataFrame, y: Any = None) -> sp.csr_matrix:
+        """fit, then transform with the counts and meta features fit read: not read twice."""
+        return self._assemble(frame, *self._fit(frame))
+
+    def _fit(self, frame: pd.DataFrame) -> tuple[sp.csr_matrix, np.ndarray, sp.csr_matrix | None]:
+        """Fit; the frame's word counts, meta features and character counts (None without
+        `char_weight`)."""
         check_is_fitted(self.sentence_model)
         check_is_fitted(self.thanks_model)
         docs = []
@@ -290,9 +300,10 @@ class MessageFeatures(CachedLookup, TransformerMixin, BaseEstimator):
         self.idf_ = idf_of(counts)
         self.meta_mean_ = meta.mean(axis=0)
         self.meta_scale_ = meta.std(axis=0) + 1e-6
-        if self.char_weight:
-            self.char_idf_ = idf_of(self._char_counts(frame)).astype(np.float32)
-        return self
+        chars = self._char_counts(frame) if self.char_weight else None
+        if chars is not None:
+            self.char_idf_ = idf_of(chars).astype(np.float32)
+        return counts, meta, chars
 
     def _char_counts(self, frame: pd.DataFrame) -> sp.csr_matrix:
         """The subject's and the new text's character n-grams, the text cut where the word
@@ -473,12 +484,18 @@ class MessageFeatures(CachedLookup, TransformerMixin, BaseEstimator):
 
     def transform(self, frame: pd.DataFrame) -> sp.csr_matrix:
         check_is_fitted(self)
-        counts, meta = self._parts(frame)
+        # A model saved before the character n-grams has no char_weight.
+        chars = self._char_counts(frame) if getattr(self, "char_weight", 0.0) else None
+        return self._assemble(frame, *self._parts(frame), chars)
+
+    def _assemble(self, frame: pd.DataFrame, counts: sp.csr_matrix, meta: np.ndarray,
+                  chars: sp.csr_matrix | None) -> sp.csr_matrix:
+        """The feature blocks, in their order, from the frame's parts."""
         meta = meta[:, :len(self.meta_mean_)]  # a model saved before the last features: fewer
         meta = (meta - self.meta_mean_) / self.meta_scale_ * self.meta_weight
         blocks = [tfidf(counts, self.idf_), sp.csr_matrix(meta)]
-        if getattr(self, "char_weight", 0.0):  # a model saved before them has none
-            blocks.insert(0, tfidf(self._char_counts(frame), self.char_idf_) * self.char_weight)
+        if chars is not None:
+            blocks.insert(0, tfidf(chars, self.char_idf_) * self.char_weight)
         if getattr(self, "list_copy", False):  # a model saved before the copy has none
             listed = (frame["list_id"] != "").to_numpy(dtype=float)
             blocks.append(sp.csr_matrix(meta * listed[:, None]))

@@ -91,26 +91,26 @@ def written_examples(labels_dir: Path = LABELS_DIR) -> LabelledSet:
         if not line.strip():
             continue
         item = json.loads(line)
-        rows.append(_row(item["subject"], item["text"]))
+        rows.append(model_row(item["subject"], item["text"]))
         labels.append(_tags_row(item["tags"], f"written.jsonl line {n}"))
     frame = pd.DataFrame(rows, columns=list(COLUMNS))
     return LabelledSet(frame, np.asarray(labels), groups=np.full(len(frame), "written",
                                                                   dtype=object))
 
 
-def _row(subject: str, text: str) -> dict[str, Any]:
-    """A model input row for a text that has no headers beyond its subject."""
+def model_row(subject: str, text: str, **known: Any) -> dict[str, Any]:
+    """A model input row for a text that has no headers beyond its subject, but for the
+    columns (:data:`~mailnet.features.COLUMNS`) given in `known`."""
     return {"subject": subject, "new_text": text,
             "is_reply": int(subject.lower().startswith("re:")), "list_id": "", "precedence": "",
             "thread_role": 0, "from_addr": "", "auto_submitted": "", "recipients": "",
-            "sender_messages": 1, "sender_replies": 0,
-            "sender_addressed": 0}
+            "sender_messages": 1, "sender_replies": 0, "sender_addressed": 0, **known}
 
 
 def _parsed_row(msg: ParsedMessage) -> dict[str, Any]:
     """A model input row for a lone parsed message (its thread and its sender's other mail
     unknown), as :func:`message_frame` reads it back."""
-    return {**_row(msg.subject, msg.new_text[:MAX_CHARS]),
+    return {**model_row(msg.subject, msg.new_text[:MAX_CHARS]),
             "is_reply": int(msg.parent_id is not None), "list_id": msg.list_id,
             "precedence": msg.precedence, "from_addr": msg.sender.address if msg.sender else "",
             "auto_submitted": msg.auto_submitted,
